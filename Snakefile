@@ -1,0 +1,25 @@
+# Massive activations in causal language models: find them, score the heads that
+# attend to them, ablate heads and components, and show what changes.
+#
+#   snakemake --cores all                                  # the default study
+#   snakemake --cores all results/smollm2-135m/figures/layerwise.png
+#   snakemake --cores all --configfile config/gpt2.yaml     # the GPT-2 study
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/models.smk"
+include: "rules/corpus.smk"
+include: "rules/activations.smk"
+include: "rules/figures.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

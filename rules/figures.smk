@@ -1,0 +1,98 @@
+# Figures and tables of the extraction stage; each is a target a user can ask for.
+
+
+rule layerwise_figure:
+    input:
+        "results/{model}/activations/layer_stats.parquet",
+    output:
+        report(
+            "results/{model}/figures/layerwise.png",
+            caption="../report/layerwise.rst",
+            category="{model}",
+            subcategory="1 massive activations",
+        ),
+    params:
+        dpi=config["figures"]["dpi"],
+        log_scale=config["figures"]["log_scale"],
+    log:
+        f"{LOGS}/layerwise_figure/{{model}}.log",
+    benchmark:
+        f"{BENCH}/layerwise_figure/{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/layerwise_figure.py"
+
+
+rule layerwise_table:
+    input:
+        "results/{model}/activations/layer_stats.parquet",
+    output:
+        csv="results/{model}/tables/layerwise.csv",
+        md="results/{model}/tables/layerwise.md",
+    log:
+        f"{LOGS}/layerwise_table/{{model}}.log",
+    benchmark:
+        f"{BENCH}/layerwise_table/{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/layerwise_table.py"
+
+
+rule massive_table:
+    input:
+        "results/{model}/activations/layer_stats.parquet",
+    output:
+        "results/{model}/tables/massive.csv",
+    params:
+        ratio_threshold=config["massive"]["ratio_threshold"],
+        abs_threshold=config["massive"]["abs_threshold"],
+    log:
+        f"{LOGS}/massive_table/{{model}}.log",
+    benchmark:
+        f"{BENCH}/massive_table/{{model}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/massive_table.py"
+
+
+rule feature3d_figure:
+    input:
+        "results/{model}/activations/prompt_features.parquet",
+    output:
+        report(
+            "results/{model}/figures/feature3d_layer{layer}.png",
+            caption="../report/feature3d.rst",
+            category="{model}",
+            subcategory="1 massive activations",
+        ),
+    params:
+        dpi=config["figures"]["dpi"],
+        labels=config["figures"]["feature3d_labels"],
+        prompt=config["prompt"],
+    log:
+        f"{LOGS}/feature3d_figure/{{model}}_layer{{layer}}.log",
+    benchmark:
+        f"{BENCH}/feature3d_figure/{{model}}_layer{{layer}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        ENV
+    script:
+        "../scripts/feature3d_figure.py"

@@ -1,0 +1,22 @@
+# Models: materialize any registry key into resources/models/{model}/
+# (float32 safetensors, tokenizer, source.json with sha256 of every file).
+
+
+rule materialize_model:
+    output:
+        directory("resources/models/{model}"),
+    params:
+        spec=lambda wc: config["models"][wc.model],
+        downloads="resources/downloads",
+    log:
+        f"{LOGS}/materialize_model/{{model}}.log",
+    benchmark:
+        f"{BENCH}/materialize_model/{{model}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 3 * mem_model(wc, attempt),
+        runtime=30,
+    conda:
+        ENV
+    script:
+        "../scripts/materialize_model.py"

@@ -1,0 +1,10 @@
+"""Rule materialize_model: any registry key → resources/models/{model}/."""
+
+from massact.runtime import rule_context
+from massact.sources import materialize_model
+
+with rule_context(snakemake):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    info = materialize_model(sm.wildcards.model, sm.params.spec, sm.output[0], sm.params.downloads)
+    print(f"materialized {info['model']}: {info['architecture']}, {info['n_layers']} layers, "
+          f"{info['n_heads']} heads, hidden {info['hidden_size']}")

@@ -1,0 +1,104 @@
+"""Configuration validation: the JSON schema first, then what a schema cannot say.
+
+Runs in the Snakefile before any job; every error names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+from .sources import RANDOM_SIZES
+
+SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+def _key(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<top level>"
+
+
+def _fill_defaults(node, schema, root):
+    """Insert schema defaults for missing keys (recursively through properties)."""
+    if "$ref" in schema:
+        ref = schema["$ref"].split("/")[-1]
+        schema = root["definitions"][ref]
+    if not isinstance(node, dict):
+        return
+    for name, sub in schema.get("properties", {}).items():
+        if name not in node and "default" in sub:
+            node[name] = copy.deepcopy(sub["default"])
+        if name in node:
+            _fill_defaults(node[name], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for name in node:
+            if name not in schema.get("properties", {}):
+                _fill_defaults(node[name], extra, root)
+
+
+def model_shape(key: str, spec: dict) -> dict:
+    """n_layers, n_heads and context of a registry entry (declared, or derived for random)."""
+    if spec["source"] == "random":
+        s = RANDOM_SIZES[spec.get("size", "tiny")]
+        return {"n_layers": s["layers"], "n_heads": s["heads"], "context": s["positions"]}
+    return {k: spec[k] for k in ("n_layers", "n_heads", "context")}
+
+
+def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
+    """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        e = errors[-1] if errors[-1].absolute_path else errors[0]
+        allowed = ""
+        if e.validator == "enum":
+            allowed = f" (allowed: {', '.join(map(str, e.validator_value))})"
+        elif e.validator == "additionalProperties":
+            allowed = f" (allowed keys: {', '.join(sorted(e.schema.get('properties', {})))})"
+        raise ConfigError(_key(e.absolute_path), e.message + allowed)
+    _fill_defaults(config, schema, schema)
+    check_semantics(config)
+    return config
+
+
+def check_semantics(config: dict) -> None:
+    models = config["models"]
+    for i, key in enumerate(config["run"]):
+        if key not in models:
+            raise ConfigError(f"run[{i}]", f"unknown model {key!r}; known models: "
+                                           f"{', '.join(sorted(models))}")
+    for name in list(models) + list(config["corpora"]):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise ConfigError(name, "registry keys may hold only letters, digits, '_', '.' and '-'")
+    if config["corpus"] not in config["corpora"]:
+        raise ConfigError("corpus", f"unknown corpus {config['corpus']!r}; known corpora: "
+                                    f"{', '.join(sorted(config['corpora']))}")
+    seqlen = config["sampling"]["seqlen"]
+    for key in config["run"]:
+        spec = models[key]
+        shape = model_shape(key, spec)
+        if seqlen > shape["context"]:
+            raise ConfigError("sampling.seqlen", f"{seqlen} exceeds the context of model {key!r} "
+                                                 f"({shape['context']} tokens)")
+        for j, layer in enumerate(spec.get("feature3d_layers", [])):
+            if not 0 <= layer < shape["n_layers"]:
+                raise ConfigError(f"models.{key}.feature3d_layers[{j}]",
+                                  f"layer {layer} is outside the model (0..{shape['n_layers'] - 1})")
+
+
+def feature3d_layers(config: dict, key: str) -> list[int]:
+    """Layers of the 3D figures: configured, or the first and the middle layer."""
+    spec = config["models"][key]
+    if "feature3d_layers" in spec:
+        return list(spec["feature3d_layers"])
+    n = model_shape(key, spec)["n_layers"]
+    return sorted({1 % n, n // 2})

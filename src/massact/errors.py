@@ -1,0 +1,18 @@
+"""Errors that speak to the user.
+
+A :class:`UserError` is an expected failure (bad config, missing model, wrong
+checksum, no network).  Rule scripts print its message, without a traceback, to
+the rule's log and to stderr, and exit with status 1.
+"""
+
+
+class UserError(RuntimeError):
+    """An expected failure whose message says what went wrong and what to do."""
+
+
+class ConfigError(UserError):
+    """The configuration is invalid; the message names the key."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"config error at '{key}': {message}")

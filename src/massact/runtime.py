@@ -1,0 +1,84 @@
+"""Process set-up shared by every rule script: threads, device, logging, errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+
+from .errors import UserError
+
+log = logging.getLogger("massact")
+
+
+def set_threads(n: int) -> int:
+    """Pin torch's intra-op threads to the job's allocation (``threads:``)."""
+    import torch
+
+    n = max(1, int(n))
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    return n
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """``auto`` → ``cuda`` when this process sees a GPU, else ``cpu``."""
+    import torch
+
+    if requested not in ("auto", "cpu", "cuda"):
+        raise UserError(f"device must be auto, cpu or cuda, not {requested!r}")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("device: cuda was requested but this job sees no GPU; use device: auto or cpu")
+    return requested
+
+
+
+
+def progress(iterable, desc: str, total: int | None = None):
+    """A tqdm progress bar, written to stderr (the rule's log inside a job)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, mininterval=2.0,
+                disable=os.environ.get("MASSACT_NO_PROGRESS") == "1")
+
+
+@contextmanager
+def rule_context(snakemake_obj):
+    """Run a rule body with logging to its log file and friendly errors.
+
+    Expected failures (:class:`UserError`) end the job with their message and
+    exit status 1; anything else keeps its traceback.
+    """
+    logfile = snakemake_obj.log[0] if len(snakemake_obj.log) else None
+    fh = open(logfile, "w", buffering=1) if logfile else sys.stderr
+    old_stderr = sys.stderr
+    sys.stderr = fh
+    handler = logging.StreamHandler(fh)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        set_threads(snakemake_obj.threads)
+        yield
+    except UserError as e:
+        print(f"ERROR: {e}", file=fh)
+        if fh is not old_stderr:
+            print(f"ERROR in rule {snakemake_obj.rule}: {e}", file=old_stderr)
+        sys.exit(1)
+    except Exception:
+        traceback.print_exc(file=fh)
+        raise
+    finally:
+        root.removeHandler(handler)
+        sys.stderr = old_stderr
+        if fh is not old_stderr:
+            fh.close()

