@@ -13,6 +13,14 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    model="|".join(map(re.escape, config["models"])),
+    corpus="|".join(map(re.escape, config["corpora"])),
+    layer=r"\d+",
+
+
 include: "rules/models.smk"
 include: "rules/corpus.smk"
 include: "rules/activations.smk"
@@ -20,6 +28,6 @@ include: "rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -5,21 +5,22 @@ rule extract_activations:
     input:
         model=model_dir,
         samples="results/{model}/samples.parquet",
+        code=lib("stats", "arch"),
     output:
         "results/{model}/activations/layer_stats.parquet",
-    params:
-        topk=config["extraction"]["topk"],
-        device=config["device"],
     log:
         f"{LOGS}/extract_activations/{{model}}.log",
     benchmark:
         f"{BENCH}/extract_activations/{{model}}.tsv"
+    conda:
+        ENV
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
         runtime=60,
-    conda:
-        ENV
+    params:
+        topk=config["extraction"]["topk"],
+        device=config["device"],
     script:
         "../scripts/extract_activations.py"
 
@@ -27,20 +28,21 @@ rule extract_activations:
 rule prompt_features:
     input:
         model=model_dir,
+        code=lib("stats", "arch"),
     output:
         "results/{model}/activations/prompt_features.parquet",
-    params:
-        prompt=config["prompt"],
-        device=config["device"],
     log:
         f"{LOGS}/prompt_features/{{model}}.log",
     benchmark:
         f"{BENCH}/prompt_features/{{model}}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=mem_model,
         runtime=10,
-    conda:
-        ENV
+    params:
+        prompt=config["prompt"],
+        device=config["device"],
     script:
         "../scripts/prompt_features.py"

@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: library import, config validation, targets.
+# Helpers shared by every stage: library import, config validation, target lists.
 import glob
 import os
 import re
@@ -8,10 +8,6 @@ from snakemake.exceptions import WorkflowError
 
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
-# rule scripts (and cluster jobs) import the library from this checkout
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC, os.environ.get("PYTHONPATH")) if p
-)
 
 from massact.config import feature3d_layers, validate  # noqa: E402
 from massact.errors import ConfigError  # noqa: E402
@@ -28,10 +24,18 @@ BENCH = "results/benchmarks/rules"
 ENV = "../envs/massact.yaml"
 
 
-wildcard_constraints:
-    model="|".join(map(re.escape, config["models"])),
-    corpus="|".join(map(re.escape, config["corpora"])),
-    layer=r"\d+",
+def canonical(obj):
+    """A config subtree with sorted keys: reordering a config file re-runs nothing."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [canonical(v) for v in obj]
+    return obj
+
+
+def lib(*modules):
+    """Library modules that a job computes with; editing one re-runs the jobs using it."""
+    return [os.path.join(SRC, "massact", f"{m}.py") for m in modules]
 
 
 def model_dir(wildcards):
@@ -61,3 +65,17 @@ def model_targets(model):
 
 def all_targets():
     return [t for m in MODELS for t in model_targets(m)]
+
+
+def corpus_files(wildcards):
+    """Local files of a `files` corpus, so that editing them re-runs the corpus."""
+    spec = config["corpora"][wildcards.corpus]
+    if spec["source"] != "files":
+        return []
+    return sorted(
+        {
+            os.path.relpath(f)
+            for pattern in spec["files"]
+            for f in glob.glob(os.path.join(workflow.basedir, pattern))
+        }
+    )

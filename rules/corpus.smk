@@ -1,37 +1,24 @@
 # Corpus: materialize the configured corpus, then draw seeded token windows per model.
 
 
-def corpus_files(wildcards):
-    """Local files of a `files` corpus, so that editing them re-runs the corpus."""
-    spec = config["corpora"][wildcards.corpus]
-    if spec["source"] != "files":
-        return []
-    return sorted(
-        f
-        for pattern in spec["files"]
-        for f in glob.glob(os.path.join(workflow.basedir, pattern))
-        + glob.glob(pattern)
-    )
-
-
 rule materialize_corpus:
     input:
         files=corpus_files,
     output:
         "resources/corpus/{corpus}.parquet",
-    params:
-        spec=lambda wc: config["corpora"][wc.corpus],
-        downloads="resources/downloads",
     log:
         f"{LOGS}/materialize_corpus/{{corpus}}.log",
     benchmark:
         f"{BENCH}/materialize_corpus/{{corpus}}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        spec=lambda wc: canonical(config["corpora"][wc.corpus]),
+        downloads="resources/downloads",
     script:
         "../scripts/materialize_corpus.py"
 
@@ -40,21 +27,22 @@ rule sample_windows:
     input:
         corpus=f"resources/corpus/{CORPUS}.parquet",
         model=model_dir,
+        code=lib("sampling"),
     output:
         "results/{model}/samples.parquet",
-    params:
-        nsamples=config["sampling"]["nsamples"],
-        seqlen=config["sampling"]["seqlen"],
-        seed=config["sampling"]["seed"],
     log:
         f"{LOGS}/sample_windows/{{model}}.log",
     benchmark:
         f"{BENCH}/sample_windows/{{model}}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=3000,
         runtime=10,
-    conda:
-        ENV
+    params:
+        nsamples=config["sampling"]["nsamples"],
+        seqlen=config["sampling"]["seqlen"],
+        seed=config["sampling"]["seed"],
     script:
         "../scripts/sample_windows.py"

@@ -4,6 +4,7 @@
 rule layerwise_figure:
     input:
         "results/{model}/activations/layer_stats.parquet",
+        code=lib("analysis", "plots"),
     output:
         report(
             "results/{model}/figures/layerwise.png",
@@ -11,19 +12,19 @@ rule layerwise_figure:
             category="{model}",
             subcategory="1 massive activations",
         ),
-    params:
-        dpi=config["figures"]["dpi"],
-        log_scale=config["figures"]["log_scale"],
     log:
         f"{LOGS}/layerwise_figure/{{model}}.log",
     benchmark:
         f"{BENCH}/layerwise_figure/{{model}}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
+    params:
+        dpi=config["figures"]["dpi"],
+        log_scale=config["figures"]["log_scale"],
     script:
         "../scripts/layerwise_figure.py"
 
@@ -31,6 +32,7 @@ rule layerwise_figure:
 rule layerwise_table:
     input:
         "results/{model}/activations/layer_stats.parquet",
+        code=lib("analysis"),
     output:
         csv="results/{model}/tables/layerwise.csv",
         md="results/{model}/tables/layerwise.md",
@@ -38,12 +40,12 @@ rule layerwise_table:
         f"{LOGS}/layerwise_table/{{model}}.log",
     benchmark:
         f"{BENCH}/layerwise_table/{{model}}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
     script:
         "../scripts/layerwise_table.py"
 
@@ -51,21 +53,22 @@ rule layerwise_table:
 rule massive_table:
     input:
         "results/{model}/activations/layer_stats.parquet",
+        code=lib("analysis"),
     output:
         "results/{model}/tables/massive.csv",
-    params:
-        ratio_threshold=config["massive"]["ratio_threshold"],
-        abs_threshold=config["massive"]["abs_threshold"],
     log:
         f"{LOGS}/massive_table/{{model}}.log",
     benchmark:
         f"{BENCH}/massive_table/{{model}}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
+    params:
+        ratio_threshold=config["massive"]["ratio_threshold"],
+        abs_threshold=config["massive"]["abs_threshold"],
     script:
         "../scripts/massive_table.py"
 
@@ -73,6 +76,7 @@ rule massive_table:
 rule feature3d_figure:
     input:
         "results/{model}/activations/prompt_features.parquet",
+        code=lib("plots", "stats"),
     output:
         report(
             "results/{model}/figures/feature3d_layer{layer}.png",
@@ -80,19 +84,19 @@ rule feature3d_figure:
             category="{model}",
             subcategory="1 massive activations",
         ),
-    params:
-        dpi=config["figures"]["dpi"],
-        labels=config["figures"]["feature3d_labels"],
-        prompt=config["prompt"],
     log:
         f"{LOGS}/feature3d_figure/{{model}}_layer{{layer}}.log",
     benchmark:
         f"{BENCH}/feature3d_figure/{{model}}_layer{{layer}}.tsv"
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        ENV
+    params:
+        dpi=config["figures"]["dpi"],
+        labels=config["figures"]["feature3d_labels"],
+        prompt=config["prompt"],
     script:
         "../scripts/feature3d_figure.py"

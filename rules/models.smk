@@ -5,18 +5,18 @@
 rule materialize_model:
     output:
         directory("resources/models/{model}"),
-    params:
-        spec=lambda wc: config["models"][wc.model],
-        downloads="resources/downloads",
     log:
         f"{LOGS}/materialize_model/{{model}}.log",
     benchmark:
         f"{BENCH}/materialize_model/{{model}}.tsv"
+    conda:
+        ENV
     threads: 2
     resources:
         mem_mb=lambda wc, attempt: 3 * mem_model(wc, attempt),
         runtime=30,
-    conda:
-        ENV
+    params:
+        spec=lambda wc: canonical(config["models"][wc.model]),
+        downloads="resources/downloads",
     script:
         "../scripts/materialize_model.py"

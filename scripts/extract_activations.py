@@ -1,5 +1,7 @@
 """Rule extract_activations: per-sample, per-layer statistics of |x| → Parquet."""
 
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
 from massact.io import read_parquet, write_parquet
 from massact.runtime import resolve_device, rule_context
 from massact.sampling import windows_tensor

@@ -1,5 +1,7 @@
 """Rule feature3d_figure: the 3D |x| picture of one layer for the prompt."""
 
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
 from massact import plots
 from massact.errors import UserError
 from massact.io import read_parquet

@@ -1,5 +1,7 @@
 """Rule layerwise_figure: top-1/2/3 and median |x| per layer."""
 
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
 from massact import analysis, plots
 from massact.io import read_parquet
 from massact.runtime import rule_context

@@ -1,5 +1,7 @@
 """Rule layerwise_table: the per-layer statistics table (CSV and Markdown)."""
 
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
 from massact import analysis
 from massact.io import read_parquet, write_text
 from massact.runtime import rule_context

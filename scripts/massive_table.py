@@ -1,5 +1,7 @@
 """Rule massive_table: every massive activation found, by the configured thresholds."""
 
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
 from massact import analysis
 from massact.io import read_parquet, write_text
 from massact.runtime import rule_context

@@ -1,5 +1,7 @@
 """Rule materialize_corpus: the configured corpus → resources/corpus/{corpus}.parquet."""
 
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
 from massact.runtime import rule_context
 from massact.sources import materialize_corpus
 

@@ -1,5 +1,7 @@
 """Rule prompt_features: the full residual stream of every layer for the 3D prompt."""
 
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
 from massact.io import write_parquet
 from massact.runtime import resolve_device, rule_context
 from massact.sources import load_model

@@ -1,5 +1,7 @@
 """Rule sample_windows: seeded token windows of the corpus for one model."""
 
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
 from transformers import AutoTokenizer
 
 from massact.io import read_parquet, write_parquet

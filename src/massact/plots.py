@@ -47,9 +47,9 @@ def layerwise(summary, path, title: str, dpi: int = 150, log_scale: bool = True)
     n = int(summary["n_samples"].iloc[0])
     ax.set_title(f"{title}: largest and median |x| per layer\n"
                  f"mean over {n} samples, band = min–max", fontsize=10)
-    ax.set_xticks(x if len(x) <= 32 else x[::2])
+    ax.set_xticks(x if len(x) <= 16 else x[::2])
     ax.grid(alpha=0.3, which="both", lw=0.5)
-    ax.legend(frameon=False, fontsize=8, ncol=4, loc="upper left")
+    ax.legend(frameon=False, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     save(fig, path, dpi)
 
 
@@ -67,12 +67,18 @@ def feature3d(values: np.ndarray, tokens: list[str], path, title: str, dpi: int 
 
 def draw_feature3d(ax, a: np.ndarray, tokens: list[str], title: str, n_labels: int,
                    zmax: float | None) -> None:
+    """One vertical stem per (token, dim) entry, coloured by token."""
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
     n_tok, hidden = a.shape
-    xs, ys = np.meshgrid(np.arange(hidden), np.arange(n_tok))
-    colors = plt.cm.viridis(np.linspace(0.15, 0.85, n_tok))
-    for t in range(n_tok):  # one "comb" of stems per token, like the paper's bars
-        ax.bar3d(xs[t], ys[t], np.zeros(hidden), 0.8, 0.5, a[t], color=colors[t], shade=False,
-                 linewidth=0)
+    colors = plt.cm.viridis(np.linspace(0.1, 0.85, n_tok))
+    d = np.arange(hidden)
+    for t in range(n_tok):
+        segs = np.stack([np.stack([d, np.full(hidden, t), np.zeros(hidden)], 1),
+                         np.stack([d, np.full(hidden, t), a[t]], 1)], 1)
+        ax.add_collection3d(Line3DCollection(segs, colors=colors[t], linewidths=0.8))
+    ax.set_xlim(0, hidden)
+    ax.set_ylim(-0.5, n_tok - 0.5)
     ax.set_yticks(range(n_tok))
     ax.set_yticklabels([token_label(t) for t in tokens], fontsize=7,
                        rotation=-15, va="center", ha="left")

@@ -1,0 +1,71 @@
+"""The config is validated before any job runs, and errors name the key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from massact.config import feature3d_layers, validate
+from massact.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(*names):
+    cfg = {}
+    for n in names:
+        for k, v in yaml.safe_load((ROOT / "config" / n).read_text()).items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k] = {**cfg[k], **v}  # snakemake merges config files this way
+            else:
+                cfg[k] = v
+    return cfg
+
+
+@pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "test.yaml"),
+                                   ("config.yaml", "gpt2.yaml")])
+def test_shipped_configs_are_valid(files):
+    validate(load(*files))
+
+
+def test_defaults_are_filled():
+    cfg = load("config.yaml")
+    del cfg["extraction"], cfg["figures"]
+    validate(cfg)
+    assert cfg["extraction"]["topk"] == 10 and cfg["figures"]["dpi"] == 150
+
+
+def broken(mutate):
+    cfg = load("config.yaml", "test.yaml")
+    mutate(cfg)
+    return cfg
+
+
+CASES = [
+    (lambda c: c["run"].append("nope"), r"run\[3\].*unknown model 'nope'.*known models: .*gemma3"),
+    (lambda c: c["sampling"].update(nsamples=0), r"sampling\.nsamples.*minimum of 1"),
+    (lambda c: c["sampling"].update(seqlen=100000), r"sampling\.seqlen.*exceeds the context"),
+    (lambda c: c["models"]["random-gpt2"].update(feature3d_layers=[9]),
+     r"models\.random-gpt2\.feature3d_layers\[0\].*outside the model \(0\.\.3\)"),
+    (lambda c: c["models"]["smollm2-135m"].pop("sha256"),
+     r"models\.smollm2-135m.*'sha256' is a required property"),
+    (lambda c: c["models"]["random-gpt2"].update(source="ftp"),
+     r"models\.random-gpt2\.source.*allowed: hf, pypi, random, path"),
+    (lambda c: c["models"]["smollm2-135m"].update(sha256="abc"), r"models\.smollm2-135m\.sha256"),
+    (lambda c: c.update(corpus="nothing"), r"'corpus'.*unknown corpus 'nothing'"),
+    (lambda c: c.update(typo=1), r"<top level>.*typo"),
+    (lambda c: c["models"]["random-gpt2"].update(arch="bert"), r"models\.random-gpt2\.arch"),
+]
+
+
+@pytest.mark.parametrize("mutate,pattern", CASES)
+def test_bad_config_names_the_key(mutate, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        validate(broken(mutate))
+
+
+def test_feature3d_layers_default_and_configured():
+    cfg = validate(load("config.yaml", "test.yaml"))
+    assert feature3d_layers(cfg, "smollm2-135m") == [2, 11]
+    assert feature3d_layers(cfg, "random-gpt2") == [1, 2]
