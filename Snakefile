@@ -19,12 +19,16 @@ wildcard_constraints:
     model="|".join(map(re.escape, config["models"])),
     corpus="|".join(map(re.escape, config["corpora"])),
     layer=r"\d+",
+    target="|_massive",
+    experiment="|".join(map(re.escape, EXPERIMENTS)),
 
 
 include: "rules/models.smk"
 include: "rules/corpus.smk"
 include: "rules/activations.smk"
 include: "rules/figures.smk"
+include: "rules/heads.smk"
+include: "rules/pruning.smk"
 
 
 rule all:

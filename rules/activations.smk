@@ -1,13 +1,16 @@
-# Activations: per-sample layer statistics and the prompt's full residual stream.
+# Activations: one forward pass per sample gives the layer statistics, the first-token
+# head scores and the heads' mean outputs; the prompt's full residual stream for 3D figures.
 
 
 rule extract_activations:
     input:
         model=model_dir,
         samples="results/{model}/samples.parquet",
-        code=lib("stats", "arch"),
+        code=lib("stats", "arch", "heads", "forward"),
     output:
-        "results/{model}/activations/layer_stats.parquet",
+        stats="results/{model}/activations/layer_stats.parquet",
+        heads="results/{model}/heads/per_sample.parquet",
+        means="results/{model}/activations/head_means.parquet",
     log:
         f"{LOGS}/extract_activations/{{model}}.log",
     benchmark:

@@ -9,7 +9,13 @@ from snakemake.exceptions import WorkflowError
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 
-from massact.config import feature3d_layers, validate  # noqa: E402
+from massact.config import (  # noqa: E402
+    compare_heads,
+    experiments,
+    feature3d_layers,
+    validate,
+)
+from massact.selection import expand as expand_sets  # noqa: E402
 from massact.errors import ConfigError  # noqa: E402
 
 try:
@@ -18,6 +24,7 @@ except ConfigError as e:
     raise WorkflowError(str(e)) from None
 
 MODELS = config["run"]
+EXPERIMENTS = expand_sets(config["heads"]["sets"])  # {experiment: head-set rule}
 CORPUS = config["corpus"]
 LOGS = "results/logs"
 BENCH = "results/benchmarks/rules"
@@ -49,17 +56,52 @@ def mem_model(wildcards, attempt):
     return base * attempt
 
 
+def head_means_input(wildcards):
+    """Mean-ablation needs the heads' mean outputs from the baseline pass."""
+    if config["pruning"]["mode"] == "mean":
+        return f"results/{wildcards.model}/activations/head_means.parquet"
+    return []
+
+
 def model_targets(model):
+    layers = feature3d_layers(config, model)
     out = [
         f"results/{model}/figures/layerwise.png",
         f"results/{model}/tables/layerwise.csv",
         f"results/{model}/tables/layerwise.md",
         f"results/{model}/tables/massive.csv",
     ]
+    out += [f"results/{model}/figures/feature3d_layer{layer}.png" for layer in layers]
+    # heads
+    targets = [""] + (["_massive"] if config["heads"]["massive_target"] else [])
+    for t in targets:
+        out += [
+            f"results/{model}/heads/scores{t}.parquet",
+            f"results/{model}/figures/head_scores{t}.png",
+            f"results/{model}/figures/head_ranking{t}.png",
+        ]
+        out += [
+            f"results/{model}/tables/heads_{end}{t}.{ext}"
+            for end in ("top", "bottom")
+            for ext in ("csv", "md")
+        ]
+    out.append(f"results/{model}/heads/selection.yaml")
+    # pruning
+    for e in EXPERIMENTS:
+        out += [
+            f"results/{model}/pruning/{e}/changes.parquet",
+            f"results/{model}/figures/pruning_{e}.png",
+        ]
     out += [
-        f"results/{model}/figures/feature3d_layer{layer}.png"
-        for layer in feature3d_layers(config, model)
+        f"results/{model}/tables/pruning_summary.csv",
+        f"results/{model}/tables/pruning_summary.md",
+        f"results/{model}/figures/pruning_summary.png",
     ]
+    for layer in layers:
+        out += [
+            f"results/{model}/figures/feature3d_compare_layer{layer}.png",
+            f"results/{model}/figures/feature3d_difference_layer{layer}.png",
+        ]
     return out
 
 

@@ -1,4 +1,4 @@
-"""Rule extract_activations: per-sample, per-layer statistics of |x| → Parquet."""
+"""Rule extract_activations: one pass per sample → layer statistics, head scores, head means."""
 
 import _srcpath  # noqa: F401  (src/ on sys.path)
 
@@ -6,12 +6,14 @@ from massact.io import read_parquet, write_parquet
 from massact.runtime import resolve_device, rule_context
 from massact.sampling import windows_tensor
 from massact.sources import load_model
-from massact.stats import layer_stats
+from massact.forward import analyse
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     device = resolve_device(sm.params.device)
     model, tok = load_model(sm.input.model, device)
     windows = windows_tensor(read_parquet(sm.input.samples))
-    table = layer_stats(model, tok, windows, k=sm.params.topk, device=device)
-    write_parquet(table, sm.output[0], sort_by=["sample", "layer", "rank"])
+    out = analyse(model, tok, windows, k=sm.params.topk, heads=True, head_means=True, device=device)
+    write_parquet(out["layer_stats"], sm.output.stats, sort_by=["sample", "layer", "rank"])
+    write_parquet(out["head_scores"], sm.output.heads, sort_by=["sample", "layer", "head"])
+    write_parquet(out["head_means"], sm.output.means, sort_by=["layer", "head"])

@@ -11,14 +11,30 @@ from conftest import copy_workflow, snakemake
 pytestmark = pytest.mark.slow
 
 MODELS = ["random-gpt2", "random-llama", "random-gemma3"]
+EXPERIMENTS = ["top", "bottom", "random-0", "random-1", "pair"]
 
 
 def targets(model):
-    return [f"results/{model}/{p}" for p in (
-        "samples.parquet", "activations/layer_stats.parquet",
+    paths = [
+        "samples.parquet", "activations/layer_stats.parquet", "activations/head_means.parquet",
         "activations/prompt_features.parquet", "figures/layerwise.png",
         "figures/feature3d_layer1.png", "figures/feature3d_layer2.png",
-        "tables/layerwise.csv", "tables/layerwise.md", "tables/massive.csv")]
+        "tables/layerwise.csv", "tables/layerwise.md", "tables/massive.csv",
+        # heads (config/test.yaml also scores the massive-token target)
+        "heads/per_sample.parquet", "heads/selection.yaml",
+        *(f"{p}{t}.{e}" for t in ("", "_massive") for p, e in (
+            ("heads/scores", "parquet"), ("figures/head_scores", "png"),
+            ("figures/head_ranking", "png"), ("tables/heads_top", "csv"),
+            ("tables/heads_top", "md"), ("tables/heads_bottom", "csv"),
+            ("tables/heads_bottom", "md"))),
+        # pruning
+        "tables/pruning_summary.csv", "tables/pruning_summary.md", "figures/pruning_summary.png",
+        *(f"figures/feature3d_{k}_layer{l}.png" for k in ("compare", "difference") for l in (1, 2)),
+        *(f"pruning/{e}/{f}" for e in EXPERIMENTS for f in (
+            "heads.yaml", "layer_stats.parquet", "head_scores.parquet", "changes.parquet")),
+        *(f"figures/pruning_{e}.png" for e in EXPERIMENTS),
+    ]
+    return [f"results/{model}/{p}" for p in paths]
 
 
 def planned(cwd, *args) -> dict[str, int]:
@@ -60,20 +76,65 @@ def test_second_run_has_nothing_to_do(wf):
 
 def test_plot_option_reruns_only_figures(wf):
     cfg = variant(wf, "dpi.yaml", lambda c: c["figures"].update(dpi=61))
-    assert planned(wf, "--configfile", cfg) == {"layerwise_figure": 3, "feature3d_figure": 6,
-                                                "all": 1}
+    assert planned(wf, "--configfile", cfg) == {
+        "layerwise_figure": 3, "feature3d_figure": 6, "head_figures": 6, "pruning_figure": 15,
+        "pruning_overview": 3, "feature3d_compare": 6, "all": 1}
 
 
 def test_threshold_reruns_only_the_massive_table(wf):
     cfg = variant(wf, "thr.yaml", lambda c: c["massive"].update(ratio_threshold=7))
-    assert planned(wf, "--configfile", cfg) == {"massive_table": 3, "all": 1}
+    # the massive-token head scores depend on the thresholds too
+    assert planned(wf, "--configfile", cfg) == {
+        "massive_table": 3, "score_heads_massive": 3, "head_scores": 3, "head_figures": 3,
+        "head_tables": 3, "all": 1}
 
 
 def test_nsamples_reruns_sampling_and_what_follows(wf):
     cfg = variant(wf, "n.yaml", lambda c: c["sampling"].update(nsamples=3))
     assert planned(wf, "--configfile", cfg) == {
         "sample_windows": 3, "extract_activations": 3, "layerwise_figure": 3,
-        "layerwise_table": 3, "massive_table": 3, "all": 1}
+        "layerwise_table": 3, "massive_table": 3, "score_heads_massive": 3, "head_scores": 6,
+        "head_figures": 6, "head_tables": 6, "head_selection": 3, "prune_heads": 15,
+        "pruning_figure": 15, "pruning_summary": 3, "pruning_overview": 3, "prune_prompt": 6,
+        "feature3d_compare": 6, "all": 1}
+
+
+def test_one_head_set_reruns_only_its_experiment(wf):
+    def change(c):
+        c["heads"]["sets"]["pair"] = {"heads": [[0, 0], [3, 1]]}
+    cfg = variant(wf, "pair.yaml", change)
+    assert planned(wf, "--configfile", cfg) == {
+        "head_selection": 3, "prune_heads": 3, "pruning_figure": 3, "pruning_summary": 3,
+        "pruning_overview": 3, "all": 1}
+
+
+def test_explicit_head_outside_model_is_a_config_error(wf):
+    def change(c):
+        c["heads"]["sets"]["pair"] = {"heads": [[1, 0], [2, 9]]}
+    proc = snakemake(wf, "-n", "--configfile", variant(wf, "out.yaml", change), check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "heads.sets.pair.heads[1]" in out and "outside" in out
+
+
+def test_pruning_outputs_agree(wf):
+    """The pruned heads are the selected ones; the changes match the two stats files."""
+    import pyarrow.parquet as pq
+
+    from massact.analysis import changes
+
+    root = wf / "results/random-llama"
+    sel = yaml.safe_load((root / "heads/selection.yaml").read_text())
+    for e in EXPERIMENTS:
+        run = yaml.safe_load((root / f"pruning/{e}/heads.yaml").read_text())
+        assert run["heads"] == sel[e]
+    assert sel["pair"] == [[1, 0], [2, 3]]
+    got = pq.read_table(root / "pruning/top/changes.parquet").to_pandas()
+    base = pq.read_table(root / "activations/layer_stats.parquet")
+    pruned = pq.read_table(root / "pruning/top/layer_stats.parquet")
+    ref = changes(base, pruned, n_boot=200, seed=0)
+    assert list(got.columns) == list(ref.columns)
+    for c in ref.columns:
+        assert (got[c].to_numpy() == ref[c].to_numpy()).all(), c
 
 
 def test_single_figure_by_path_and_same_bytes(wf, tmp_path):

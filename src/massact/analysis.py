@@ -65,6 +65,14 @@ def massive_activations(stats: pa.Table, ratio_threshold: float, abs_threshold: 
     return m[cols].sort_values(["sample", "layer", "rank"], kind="stable").reset_index(drop=True)
 
 
+def massive_positions(stats: pa.Table, ratio_threshold: float, abs_threshold: float,
+                      n_samples: int) -> list[list[int]]:
+    """Per sample, the token positions that carry a massive activation in any layer."""
+    m = massive_activations(stats, ratio_threshold, abs_threshold)
+    by = m.groupby("sample")["token_pos"].agg(lambda s: sorted(set(int(p) for p in s)))
+    return [by.get(s, []) for s in range(n_samples)]
+
+
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:,.2f}") -> str:
     """A GitHub-flavoured Markdown table (no optional dependency)."""
     def fmt(v):
@@ -84,3 +92,152 @@ def layerwise_table(summary: pd.DataFrame) -> pd.DataFrame:
                  "top1_token", "top1_dim", "top1_share"]].copy()
     t["top1_token"] = t["top1_token"].map(repr)
     return t
+
+
+# ------------------------------------------------------------------ statistics
+def bootstrap_ci(values: np.ndarray, n_boot: int, seed: int, stat=np.mean, level: float = 0.95):
+    """Percentile bootstrap over the first axis (samples) of ``stat``; returns (lo, hi)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[0]
+    if n < 2 or n_boot <= 0:
+        est = stat(values, axis=0)
+        return est, est
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    boots = stat(values[idx], axis=1)
+    a = (1 - level) / 2
+    return np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)
+
+
+def paired_permutation_p(diff: np.ndarray, n_perm: int = 10000, seed: int = 0) -> float:
+    """Two-sided sign-flip permutation test that paired differences have mean zero.
+
+    Exact (all 2^n sign patterns) for n ≤ 16 samples, else ``n_perm`` seeded draws
+    with the usual +1 correction.
+    """
+    diff = np.asarray(diff, dtype=np.float64)
+    diff = diff[~np.isnan(diff)]
+    n = diff.size
+    if n == 0:
+        return float("nan")
+    obs = abs(diff.mean()) - 1e-12 * max(1.0, abs(diff).max())
+    if n <= 16:
+        signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1
+        return float(np.mean(np.abs((signs * diff).mean(axis=1)) >= obs))
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, n))
+    hits = np.sum(np.abs((signs * diff).mean(axis=1)) >= obs)
+    return float((hits + 1) / (n_perm + 1))
+
+
+# ------------------------------------------------------------------ head scores
+def head_summary(per_sample: pa.Table, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per (layer, head): mean score over samples, std, bootstrap 95% CI, ranks.
+
+    ``rank`` is 1 for the highest mean score of all heads; ``rank_in_layer``
+    likewise within the layer. ``n_queries`` is the mean number of scored queries.
+    """
+    df = per_sample.to_pandas()
+    wide = df.pivot(index="sample", columns=["layer", "head"], values="score").sort_index(axis=1)
+    lo, hi = bootstrap_ci(wide.to_numpy(), n_boot, seed, stat=np.nanmean)
+    out = pd.DataFrame({
+        "layer": wide.columns.get_level_values(0).astype(int),
+        "head": wide.columns.get_level_values(1).astype(int),
+        "score": np.nanmean(wide.to_numpy(), axis=0),
+        "std": np.nanstd(wide.to_numpy(), axis=0, ddof=1) if len(wide) > 1 else 0.0,
+        "ci_low": lo, "ci_high": hi,
+        "n_samples": wide.notna().sum(axis=0).to_numpy(),
+    })
+    nq = df.groupby(["layer", "head"])["n_queries"].mean()
+    out["n_queries"] = nq.loc[list(zip(out["layer"], out["head"]))].to_numpy()
+    order = out.sort_values(["score", "layer", "head"], ascending=[False, True, True]).index
+    out.loc[order, "rank"] = np.arange(1, len(out) + 1)
+    out["rank_in_layer"] = (out.sort_values(["score", "head"], ascending=[False, True])
+                            .groupby("layer").cumcount() + 1)
+    out = out.astype({"rank": int, "rank_in_layer": int})
+    return out.sort_values(["layer", "head"]).reset_index(drop=True)
+
+
+def head_label(layer: int, head: int) -> str:
+    return f"L{layer}H{head}"
+
+
+def heads_table(summary: pd.DataFrame, n: int, top: bool) -> pd.DataFrame:
+    """The study's tables: the n highest (or lowest) scoring heads."""
+    s = summary.sort_values("rank", ascending=top).head(n)
+    return pd.DataFrame({
+        "rank": s["rank"], "head": [head_label(l, h) for l, h in zip(s["layer"], s["head"])],
+        "layer": s["layer"], "head_index": s["head"], "score": s["score"], "std": s["std"],
+        "ci_low": s["ci_low"], "ci_high": s["ci_high"], "n_queries": s["n_queries"],
+    }).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ changes
+CHANGE_STATS = ["top1", "top2", "top3", "median"]
+
+
+def paired(baseline: pa.Table, pruned: pa.Table):
+    """Per-sample (sample × layer) frames of the two runs, aligned."""
+    b = per_sample(baseline).set_index(["sample", "layer"]).sort_index()
+    p = per_sample(pruned).set_index(["sample", "layer"]).sort_index()
+    if not b.index.equals(p.index):
+        raise ValueError("baseline and pruned statistics cover different samples or layers")
+    return b, p
+
+
+def changes(baseline: pa.Table, pruned: pa.Table, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per layer: baseline and pruned top1..3 and median (means over samples), their
+    relative change (pruned − baseline) / baseline with a paired bootstrap 95% CI over
+    samples, and where the top-1 sits in both runs (``top1_moved``: share of samples
+    whose top-1 (token, dim) differs)."""
+    b, p = paired(baseline, pruned)
+    layers = b.index.get_level_values("layer").unique().sort_values()
+    out = pd.DataFrame({"layer": layers})
+    for s in CHANGE_STATS:
+        bw = b[s].unstack("layer")[layers].to_numpy()  # samples × layers
+        pw = p[s].unstack("layer")[layers].to_numpy()
+        out[f"baseline_{s}"] = bw.mean(0)
+        out[f"pruned_{s}"] = pw.mean(0)
+        out[f"change_{s}"] = pw.mean(0) / bw.mean(0) - 1
+        lo, hi = bootstrap_ci(np.stack([bw, pw], -1), n_boot, seed,
+                              stat=lambda v, axis: v[..., 1].mean(axis) / v[..., 0].mean(axis) - 1)
+        out[f"change_{s}_lo"], out[f"change_{s}_hi"] = lo, hi
+    for name, frame in (("baseline", b), ("pruned", p)):
+        loc = frame.groupby(["layer", "token_pos", "dim"]).size().rename("n").reset_index()
+        loc = loc.sort_values(["layer", "n", "token_pos", "dim"], ascending=[True, False, True, True])
+        best = loc.drop_duplicates("layer").set_index("layer").loc[layers]
+        out[f"{name}_top1_pos"] = best["token_pos"].to_numpy()
+        out[f"{name}_top1_dim"] = best["dim"].to_numpy()
+    same = (b["token_pos"] == p["token_pos"]) & (b["dim"] == p["dim"])
+    out["top1_moved"] = 1 - same.groupby(level="layer").mean().loc[layers].to_numpy()
+    return out
+
+
+def sample_mean_change(baseline: pa.Table, pruned: pa.Table, stat: str = "top1") -> np.ndarray:
+    """Per sample: the relative change of ``stat`` averaged over layers."""
+    b, p = paired(baseline, pruned)
+    return ((p[stat] / b[stat] - 1).groupby(level="sample").mean()).to_numpy()
+
+
+def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: dict[str, pd.DataFrame],
+                    random_prefix: str = "random", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per experiment: mean top-1 change over layers (95% CI over samples), the largest
+    change and its layer, and where it stands against the random control."""
+    per = {e: sample_mean_change(baseline, t) for e, t in runs.items()}
+    randoms = sorted(e for e in runs if e.startswith(random_prefix))
+    rand_means = np.array([per[e].mean() for e in randoms])
+    rand_per_sample = np.mean([per[e] for e in randoms], axis=0) if randoms else None
+    rows = []
+    for e in runs:
+        c = changes_by[e]
+        i = int(np.argmax(np.abs(c["change_top1"].to_numpy())))
+        lo, hi = bootstrap_ci(per[e], n_boot, seed)
+        row = {"experiment": e, "mean_change": per[e].mean(), "mean_change_lo": float(lo),
+               "mean_change_hi": float(hi), "max_change": float(c["change_top1"].iloc[i]),
+               "max_change_layer": int(c["layer"].iloc[i])}
+        if len(rand_means) and e not in randoms:
+            row["random_rank"] = int(np.sum(rand_means < per[e].mean())) + 1  # 1 = below all
+            row["n_random"] = len(rand_means)
+            row["p_vs_random"] = paired_permutation_p(per[e] - rand_per_sample, seed=seed)
+        if "bottom" in per and e not in randoms and e != "bottom":
+            row["p_vs_bottom"] = paired_permutation_p(per[e] - per["bottom"], seed=seed)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from . import selection
 from .errors import ConfigError
 from .sources import RANDOM_SIZES
 
@@ -89,10 +90,18 @@ def check_semantics(config: dict) -> None:
         if seqlen > shape["context"]:
             raise ConfigError("sampling.seqlen", f"{seqlen} exceeds the context of model {key!r} "
                                                  f"({shape['context']} tokens)")
+        n_layers, n_heads = shape["n_layers"], shape["n_heads"]
         for j, layer in enumerate(spec.get("feature3d_layers", [])):
-            if not 0 <= layer < shape["n_layers"]:
+            if not 0 <= layer < n_layers:
                 raise ConfigError(f"models.{key}.feature3d_layers[{j}]",
-                                  f"layer {layer} is outside the model (0..{shape['n_layers'] - 1})")
+                                  f"layer {layer} is outside the model (0..{n_layers - 1})")
+        for j, item in enumerate(spec.get("compare_heads", [])):
+            where = f"models.{key}.compare_heads[{j}]"
+            if not 0 <= item["layer"] < n_layers:
+                raise ConfigError(f"{where}.layer", f"layer {item['layer']} is outside the model "
+                                                    f"(0..{n_layers - 1})")
+            selection.check({"heads": {"heads": item["heads"]}}, n_layers, n_heads, where)
+        selection.check(config["heads"]["sets"], n_layers, n_heads, "heads.sets")
 
 
 def feature3d_layers(config: dict, key: str) -> list[int]:
@@ -102,3 +111,16 @@ def feature3d_layers(config: dict, key: str) -> list[int]:
         return list(spec["feature3d_layers"])
     n = model_shape(key, spec)["n_layers"]
     return sorted({1 % n, n // 2})
+
+
+def experiments(config: dict) -> list[str]:
+    """Pruning experiments: one per head set, one per seed of a random set."""
+    return list(selection.expand(config["heads"]["sets"]))
+
+
+def compare_heads(config: dict, key: str, layer: int) -> list[list[int]] | None:
+    """Heads configured for the 3D comparison at ``layer``, or None (= its best head)."""
+    for item in config["models"][key].get("compare_heads", []):
+        if item["layer"] == layer:
+            return sorted(item["heads"])
+    return None

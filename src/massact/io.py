@@ -60,7 +60,7 @@ def write_json(obj, path) -> None:
 
 
 def write_yaml(obj, path) -> None:
-    write_text(yaml.safe_dump(obj, sort_keys=False), path)
+    write_text(yaml.safe_dump(obj, sort_keys=False, default_flow_style=None), path)
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:

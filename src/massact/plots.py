@@ -98,3 +98,156 @@ def draw_feature3d(ax, a: np.ndarray, tokens: list[str], title: str, n_labels: i
             break
     ax.view_init(elev=25, azim=-60)
     ax.set_title(title, fontsize=10)
+
+
+# ------------------------------------------------------------------ heads
+def head_heatmap(summary, path, title: str, dpi: int = 150, note: str = "") -> None:
+    """Layers × heads, the mean score in each cell (the study's Figure 2)."""
+    n_layers = int(summary["layer"].max()) + 1
+    n_heads = int(summary["head"].max()) + 1
+    grid = np.full((n_layers, n_heads), np.nan)
+    grid[summary["layer"], summary["head"]] = summary["score"]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.55 * n_heads + 2), max(3.0, 0.3 * n_layers + 1.5)))
+    im = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto", origin="upper")
+    if n_layers * n_heads <= 400:
+        for l in range(n_layers):
+            for h in range(n_heads):
+                v = grid[l, h]
+                ax.text(h, l, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if v < 0.6 else "black")
+    ax.set_xticks(range(n_heads))
+    ax.set_yticks(range(n_layers))
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="attention to the target")
+    ax.set_title(f"{title}: mean attention of queries q ≥ 1 to the first token" + (f"\n{note}" if note else ""),
+                 fontsize=9)
+    save(fig, path, dpi)
+
+
+def head_ranking(summary, path, title: str, dpi: int = 150, n_mark: int = 3) -> None:
+    """Scores of every head by layer (the study's Figure 3), top and bottom heads marked."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    rng = np.random.default_rng(0)
+    jitter = rng.uniform(-0.18, 0.18, len(summary))
+    ax.scatter(summary["layer"] + jitter, summary["score"], s=14, color="#7f8c8d", alpha=0.7,
+               lw=0, label="head")
+    ax.errorbar(summary["layer"] + jitter, summary["score"],
+                yerr=[summary["score"] - summary["ci_low"], summary["ci_high"] - summary["score"]],
+                fmt="none", ecolor="#bdc3c7", lw=0.6, zorder=0)
+    layers = sorted(summary["layer"].unique())
+    ax.plot(layers, summary.groupby("layer")["score"].mean().loc[layers], color="#34495e", lw=1,
+            label="layer mean")
+    ranked = summary.sort_values("rank")
+    for sub, color, name in ((ranked.head(n_mark), "#c0392b", "top"),
+                             (ranked.tail(n_mark), "#2980b9", "bottom")):
+        ax.scatter(sub["layer"], sub["score"], s=40, facecolor="none", edgecolor=color, lw=1.5,
+                   label=f"{name} {n_mark}")
+        for _, r in sub.iterrows():
+            ax.annotate(f"L{int(r['layer'])}H{int(r['head'])}", (r["layer"], r["score"]), fontsize=7, color=color,
+                        xytext=(4, 3), textcoords="offset points")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("attention to the first token")
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_xticks(layers if len(layers) <= 16 else layers[::2])
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(frameon=False, fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.14))
+    ax.set_title(f"{title}: head scores by layer (bars: bootstrap 95% CI over samples)", fontsize=9)
+    save(fig, path, dpi)
+
+
+# ------------------------------------------------------------------ pruning
+def pruning(changes, path, title: str, dpi: int = 150, log_scale: bool = True) -> None:
+    """Baseline vs pruned top-1..3 per layer, and the relative change (Figures 5 and 6)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    x = changes["layer"].to_numpy()
+    for s in ("top1", "top2", "top3", "median"):
+        st = STYLE[s]
+        a.plot(x, changes[f"baseline_{s}"], color=st["color"], lw=1.6, label=f"{st['label']} baseline")
+        a.plot(x, changes[f"pruned_{s}"], color=st["color"], lw=1.2, ls="--", marker="x", ms=3,
+               label=f"{st['label']} pruned")
+        b.plot(x, 100 * changes[f"change_{s}"], color=st["color"], marker="o", ms=3, lw=1.3,
+               label=st["label"])
+    b.fill_between(x, 100 * changes["change_top1_lo"], 100 * changes["change_top1_hi"],
+                   color=STYLE["top1"]["color"], alpha=0.15, lw=0, label="top 1, 95% CI")
+    b.axhline(0, color="black", lw=0.6)
+    if log_scale:
+        a.set_yscale("log")
+    a.set_ylabel("|activation| (mean over samples)")
+    b.set_ylabel("relative change (%)")
+    for ax in (a, b):
+        ax.set_xlabel("layer")
+        ax.grid(alpha=0.3, lw=0.5)
+        ax.set_xticks(x if len(x) <= 16 else x[::2])
+    a.legend(frameon=False, fontsize=7, ncol=2)
+    b.legend(frameon=False, fontsize=7, ncol=3)
+    fig.suptitle(title, fontsize=10)
+    save(fig, path, dpi)
+
+
+def pruning_overview(changes_by: dict, path, title: str, dpi: int = 150,
+                     random_prefix: str = "random") -> None:
+    """Every experiment's top-1 change per layer; the random control as a band (Figure 4)."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    rand = [c for e, c in changes_by.items() if e.startswith(random_prefix)]
+    if rand:
+        x = rand[0]["layer"].to_numpy()
+        r = 100 * np.stack([c["change_top1"].to_numpy() for c in rand])
+        ax.fill_between(x, r.min(0), r.max(0), color="#95a5a6", alpha=0.35, lw=0,
+                        label=f"random heads ({len(rand)} seeds, min–max)")
+        ax.plot(x, r.mean(0), color="#7f8c8d", ls="--", lw=1, label="random, mean")
+    colors = plt.cm.tab10.colors
+    others = [e for e in changes_by if not e.startswith(random_prefix)]
+    for i, e in enumerate(others):
+        c = changes_by[e]
+        ax.plot(c["layer"], 100 * c["change_top1"], marker="o", ms=3, lw=1.5,
+                color=colors[i % 10], label=e)
+        ax.fill_between(c["layer"], 100 * c["change_top1_lo"], 100 * c["change_top1_hi"],
+                        color=colors[i % 10], alpha=0.12, lw=0)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("change of top-1 |x| (%)")
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+    ax.set_title(f"{title}: top-1 massive activation after pruning head sets", fontsize=10)
+    save(fig, path, dpi)
+
+
+def feature3d_compare(before, after, tokens, path, title: str, heads_label: str, dpi: int = 150,
+                      n_labels: int = 3) -> None:
+    """The layer's 3D |x| picture before (left) and after (right) pruning, same scale."""
+    zmax = max(float(np.abs(before).max()), float(np.abs(after).max())) * 1.05
+    fig = plt.figure(figsize=(12, 5))
+    for i, (vals, name) in enumerate(((before, "baseline"), (after, f"pruned {heads_label}"))):
+        ax = fig.add_subplot(1, 2, i + 1, projection="3d")
+        draw_feature3d(ax, np.abs(vals), tokens, name, n_labels, zmax)
+    fig.suptitle(title, fontsize=10)
+    save(fig, path, dpi)
+
+
+def feature3d_difference(before, after, tokens, path, title: str, heads_label: str,
+                         dpi: int = 150, n_dims: int = 5) -> None:
+    """pruned − baseline over tokens × dims, with the top-1 before/after and the most changed dims."""
+    diff = after - before
+    a0, a1 = np.abs(before), np.abs(after)
+    t0 = np.unravel_index(np.argmax(a0), a0.shape)
+    t1 = np.unravel_index(np.argmax(a1), a1.shape)
+    change = 100 * (a1.max() / a0.max() - 1)
+    by_dim = np.abs(diff).max(axis=0)
+    top_dims = np.argsort(by_dim)[::-1][:n_dims]
+    lim = float(np.abs(diff).max()) or 1.0
+    fig, ax = plt.subplots(figsize=(11, 0.35 * len(tokens) + 2.2))
+    im = ax.imshow(diff, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    ax.set_yticks(range(len(tokens)))
+    ax.set_yticklabels([token_label(t) for t in tokens], fontsize=7)
+    ax.set_xlabel("feature dim")
+    for d in top_dims:
+        ax.axvline(d, color="black", lw=0.4, alpha=0.5)
+    fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label="pruned − baseline")
+    dims_txt = ", ".join(f"{d} ({by_dim[d]:+.3g})".replace("+", "Δ") for d in top_dims)
+    ax.set_title(f"{title}, pruned {heads_label}\n"
+                 f"top-1 |x| {a0.max():,.1f} at ({token_label(tokens[t0[0]])}, dim {t0[1]}) → "
+                 f"{a1.max():,.1f} at ({token_label(tokens[t1[0]])}, dim {t1[1]}): {change:+.2f} %;"
+                 f"  most changed dims: {dims_txt}", fontsize=8)
+    save(fig, path, dpi)

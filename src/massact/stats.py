@@ -15,7 +15,6 @@ import pyarrow as pa
 import torch
 
 from .arch import Arch, adapt
-from .runtime import progress
 
 LAYER_STATS_SCHEMA = pa.schema([
     ("sample", pa.int32()),
@@ -75,39 +74,46 @@ def forward_base(arch: Arch, input_ids: torch.Tensor):
     return arch.base(input_ids=input_ids, use_cache=False)
 
 
-def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10, device: str = "cpu",
-                desc: str = "extract") -> pa.Table:
-    """Layer statistics of every window (one forward pass each) as a Parquet-ready table."""
-    arch = adapt(model)
-    text = TokenText(tokenizer)
-    cols = {f.name: [] for f in LAYER_STATS_SCHEMA}
-    current: dict = {}
+class StatsRecorder:
+    """Collects the layer statistics of each forward pass inside block hooks."""
 
-    def record(layer, hidden):
-        current[layer] = reduce_layer(hidden[0], k)
+    def __init__(self, arch: Arch, tokenizer, k: int):
+        self.arch, self.k = arch, k
+        self.text = TokenText(tokenizer)
+        self.cols = {f.name: [] for f in LAYER_STATS_SCHEMA}
+        self.current: dict = {}
 
-    with block_hooks(arch, record), torch.inference_mode():
-        for s in progress(range(windows.shape[0]), desc=desc):
-            ids = windows[s:s + 1].to(device)
-            current.clear()
-            forward_base(arch, ids)
-            ids_list = windows[s].tolist()
-            for layer in range(arch.n_layers):
-                vals, pos, dims, med, mean = (t.cpu() for t in current[layer])
-                pos_l = pos.tolist()
-                for r, (v, p, d) in enumerate(zip(vals.tolist(), pos_l, dims.tolist()), start=1):
-                    tid = ids_list[p]
-                    cols["sample"].append(s)
-                    cols["layer"].append(layer)
-                    cols["rank"].append(r)
-                    cols["value"].append(v)
-                    cols["token_pos"].append(p)
-                    cols["token_id"].append(tid)
-                    cols["token_text"].append(text(tid))
-                    cols["dim"].append(d)
-                    cols["median"].append(float(med))
-                    cols["mean"].append(float(mean))
-    return pa.table(cols, schema=LAYER_STATS_SCHEMA)
+    def hooks(self):
+        return block_hooks(self.arch, lambda i, h: self.current.__setitem__(i, reduce_layer(h[0], self.k)))
+
+    def collect(self, sample: int, ids_list: list[int]) -> None:
+        c = self.cols
+        for layer in range(self.arch.n_layers):
+            vals, pos, dims, med, mean = (t.cpu() for t in self.current[layer])
+            med, mean = float(med), float(mean)
+            for r, (v, p, d) in enumerate(zip(vals.tolist(), pos.tolist(), dims.tolist()), start=1):
+                tid = ids_list[p]
+                c["sample"].append(sample)
+                c["layer"].append(layer)
+                c["rank"].append(r)
+                c["value"].append(v)
+                c["token_pos"].append(p)
+                c["token_id"].append(tid)
+                c["token_text"].append(self.text(tid))
+                c["dim"].append(d)
+                c["median"].append(med)
+                c["mean"].append(mean)
+        self.current.clear()
+
+    def table(self) -> pa.Table:
+        return pa.table(self.cols, schema=LAYER_STATS_SCHEMA)
+
+
+def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10, device: str = "cpu") -> pa.Table:
+    """Layer statistics of every window (one forward pass each)."""
+    from .forward import analyse
+
+    return analyse(model, tokenizer, windows, k=k, heads=False, device=device)["layer_stats"]
 
 
 PROMPT_SCHEMA = pa.schema([

@@ -1,0 +1,132 @@
+# Heads: which attention heads attend to the massive-activation tokens, and the named
+# head sets that the pruning stage removes.
+
+
+rule score_heads_massive:
+    input:
+        model=model_dir,
+        samples="results/{model}/samples.parquet",
+        stats="results/{model}/activations/layer_stats.parquet",
+        code=lib("heads", "forward", "analysis"),
+    output:
+        "results/{model}/heads/per_sample_massive.parquet",
+    log:
+        f"{LOGS}/score_heads_massive/{{model}}.log",
+    benchmark:
+        f"{BENCH}/score_heads_massive/{{model}}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=mem_model,
+        runtime=60,
+    params:
+        ratio_threshold=config["massive"]["ratio_threshold"],
+        abs_threshold=config["massive"]["abs_threshold"],
+        device=config["device"],
+    script:
+        "../scripts/score_heads_massive.py"
+
+
+rule head_scores:
+    input:
+        "results/{model}/heads/per_sample{target}.parquet",
+        code=lib("analysis"),
+    output:
+        "results/{model}/heads/scores{target}.parquet",
+    log:
+        f"{LOGS}/head_scores/{{model}}{{target}}.log",
+    benchmark:
+        f"{BENCH}/head_scores/{{model}}{{target}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        bootstrap=config["heads"]["bootstrap"],
+        seed=config["heads"]["seed"],
+    script:
+        "../scripts/head_scores.py"
+
+
+rule head_selection:
+    input:
+        "results/{model}/heads/scores.parquet",
+        code=lib("selection"),
+    output:
+        "results/{model}/heads/selection.yaml",
+    log:
+        f"{LOGS}/head_selection/{{model}}.log",
+    benchmark:
+        f"{BENCH}/head_selection/{{model}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        rules=canonical(EXPERIMENTS),
+    script:
+        "../scripts/head_selection.py"
+
+
+rule head_figures:
+    input:
+        "results/{model}/heads/scores{target}.parquet",
+        code=lib("plots"),
+    output:
+        heatmap=report(
+            "results/{model}/figures/head_scores{target}.png",
+            caption="../report/head_scores.rst",
+            category="{model}",
+            subcategory="2 heads",
+        ),
+        ranking=report(
+            "results/{model}/figures/head_ranking{target}.png",
+            caption="../report/head_ranking.rst",
+            category="{model}",
+            subcategory="2 heads",
+        ),
+    log:
+        f"{LOGS}/head_figures/{{model}}{{target}}.log",
+    benchmark:
+        f"{BENCH}/head_figures/{{model}}{{target}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/head_figures.py"
+
+
+rule head_tables:
+    input:
+        "results/{model}/heads/scores{target}.parquet",
+        code=lib("analysis"),
+    output:
+        top_csv="results/{model}/tables/heads_top{target}.csv",
+        top_md="results/{model}/tables/heads_top{target}.md",
+        bottom_csv="results/{model}/tables/heads_bottom{target}.csv",
+        bottom_md="results/{model}/tables/heads_bottom{target}.md",
+    log:
+        f"{LOGS}/head_tables/{{model}}{{target}}.log",
+    benchmark:
+        f"{BENCH}/head_tables/{{model}}{{target}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        n_top=config["heads"]["table_top"],
+        n_bottom=config["heads"]["table_bottom"],
+    script:
+        "../scripts/head_tables.py"

@@ -1,0 +1,206 @@
+# Pruning: remove each head set on the same samples and compare with the baseline;
+# one job per experiment selects its heads, runs the pass and computes the changes.
+
+
+rule prune_heads:
+    input:
+        model=model_dir,
+        samples="results/{model}/samples.parquet",
+        scores="results/{model}/heads/scores.parquet",
+        baseline="results/{model}/activations/layer_stats.parquet",
+        means=head_means_input,
+        code=lib(
+            "ablation", "forward", "stats", "heads", "arch", "selection", "analysis"
+        ),
+    output:
+        heads="results/{model}/pruning/{experiment}/heads.yaml",
+        stats="results/{model}/pruning/{experiment}/layer_stats.parquet",
+        scores="results/{model}/pruning/{experiment}/head_scores.parquet",
+        changes="results/{model}/pruning/{experiment}/changes.parquet",
+    log:
+        f"{LOGS}/prune_heads/{{model}}_{{experiment}}.log",
+    benchmark:
+        f"{BENCH}/prune_heads/{{model}}_{{experiment}}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=mem_model,
+        runtime=60,
+    params:
+        rule=lambda wc: canonical(EXPERIMENTS[wc.experiment]),
+        mode=config["pruning"]["mode"],
+        topk=config["extraction"]["topk"],
+        bootstrap=config["heads"]["bootstrap"],
+        seed=config["heads"]["seed"],
+        device=config["device"],
+    script:
+        "../scripts/prune_heads.py"
+
+
+rule pruning_figure:
+    input:
+        changes="results/{model}/pruning/{experiment}/changes.parquet",
+        heads="results/{model}/pruning/{experiment}/heads.yaml",
+        code=lib("plots"),
+    output:
+        report(
+            "results/{model}/figures/pruning_{experiment}.png",
+            caption="../report/pruning.rst",
+            category="{model}",
+            subcategory="3 pruning",
+        ),
+    log:
+        f"{LOGS}/pruning_figure/{{model}}_{{experiment}}.log",
+    benchmark:
+        f"{BENCH}/pruning_figure/{{model}}_{{experiment}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dpi=config["figures"]["dpi"],
+        log_scale=config["figures"]["log_scale"],
+    script:
+        "../scripts/pruning_figure.py"
+
+
+rule pruning_summary:
+    input:
+        baseline="results/{model}/activations/layer_stats.parquet",
+        pruned=expand(
+            "results/{{model}}/pruning/{experiment}/layer_stats.parquet",
+            experiment=EXPERIMENTS,
+        ),
+        changes=expand(
+            "results/{{model}}/pruning/{experiment}/changes.parquet",
+            experiment=EXPERIMENTS,
+        ),
+        heads=expand(
+            "results/{{model}}/pruning/{experiment}/heads.yaml", experiment=EXPERIMENTS
+        ),
+        code=lib("analysis"),
+    output:
+        csv="results/{model}/tables/pruning_summary.csv",
+        md="results/{model}/tables/pruning_summary.md",
+        figure=report(
+            "results/{model}/figures/pruning_summary.png",
+            caption="../report/pruning_summary.rst",
+            category="{model}",
+            subcategory="3 pruning",
+        ),
+    log:
+        f"{LOGS}/pruning_summary/{{model}}.log",
+    benchmark:
+        f"{BENCH}/pruning_summary/{{model}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        experiments=list(EXPERIMENTS),
+        bootstrap=config["heads"]["bootstrap"],
+        seed=config["heads"]["seed"],
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/pruning_summary.py"
+
+
+rule pruning_overview:
+    input:
+        changes=expand(
+            "results/{{model}}/pruning/{experiment}/changes.parquet",
+            experiment=EXPERIMENTS,
+        ),
+        code=lib("plots"),
+    output:
+        report(
+            "results/{model}/figures/pruning_summary.png",
+            caption="../report/pruning_summary.rst",
+            category="{model}",
+            subcategory="3 pruning",
+        ),
+    log:
+        f"{LOGS}/pruning_overview/{{model}}.log",
+    benchmark:
+        f"{BENCH}/pruning_overview/{{model}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        experiments=list(EXPERIMENTS),
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/pruning_overview.py"
+
+
+rule prune_prompt:
+    input:
+        model=model_dir,
+        scores="results/{model}/heads/scores.parquet",
+        means=head_means_input,
+        code=lib("ablation", "stats", "arch"),
+    output:
+        features="results/{model}/pruning/feature3d/layer{layer}/prompt_features.parquet",
+        heads="results/{model}/pruning/feature3d/layer{layer}/heads.yaml",
+    log:
+        f"{LOGS}/prune_prompt/{{model}}_layer{{layer}}.log",
+    benchmark:
+        f"{BENCH}/prune_prompt/{{model}}_layer{{layer}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=mem_model,
+        runtime=10,
+    params:
+        heads=lambda wc: compare_heads(config, wc.model, int(wc.layer)),
+        prompt=config["prompt"],
+        mode=config["pruning"]["mode"],
+        device=config["device"],
+    script:
+        "../scripts/prune_prompt.py"
+
+
+rule feature3d_compare:
+    input:
+        baseline="results/{model}/activations/prompt_features.parquet",
+        pruned="results/{model}/pruning/feature3d/layer{layer}/prompt_features.parquet",
+        heads="results/{model}/pruning/feature3d/layer{layer}/heads.yaml",
+        code=lib("plots", "stats"),
+    output:
+        compare=report(
+            "results/{model}/figures/feature3d_compare_layer{layer}.png",
+            caption="../report/feature3d_compare.rst",
+            category="{model}",
+            subcategory="3 pruning",
+        ),
+        difference=report(
+            "results/{model}/figures/feature3d_difference_layer{layer}.png",
+            caption="../report/feature3d_difference.rst",
+            category="{model}",
+            subcategory="3 pruning",
+        ),
+    log:
+        f"{LOGS}/feature3d_compare/{{model}}_layer{{layer}}.log",
+    benchmark:
+        f"{BENCH}/feature3d_compare/{{model}}_layer{{layer}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dpi=config["figures"]["dpi"],
+        labels=config["figures"]["feature3d_labels"],
+        prompt=config["prompt"],
+    script:
+        "../scripts/feature3d_compare.py"

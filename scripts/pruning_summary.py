@@ -1,0 +1,37 @@
+"""Rule pruning_summary: the results table, every experiment against the random control."""
+
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
+import yaml
+
+from massact.analysis import head_label, pruning_summary, to_markdown
+from massact.io import read_parquet, write_text
+from massact.runtime import rule_context
+
+with rule_context(snakemake):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    names = sm.params.experiments
+    runs = {e: read_parquet(p) for e, p in zip(names, sm.input.pruned)}
+    ch = {e: read_parquet(p).to_pandas() for e, p in zip(names, sm.input.changes)}
+    table = pruning_summary(read_parquet(sm.input.baseline), runs, ch,
+                            n_boot=sm.params.bootstrap, seed=sm.params.seed)
+    heads = {}
+    for e, p in zip(names, sm.input.heads):
+        with open(p) as f:
+            heads[e] = " ".join(head_label(l, h) for l, h in yaml.safe_load(f)["heads"])
+    table.insert(1, "heads", table["experiment"].map(heads))
+    for c in ("random_rank", "n_random"):
+        if c in table:
+            table[c] = table[c].astype("Int64")
+    write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
+    pct = table.copy()
+    for c in ("mean_change", "mean_change_lo", "mean_change_hi", "max_change"):
+        pct[c] = 100 * pct[c]
+    pct = pct.rename(columns={c: f"{c} (%)" for c in ("mean_change", "mean_change_lo",
+                                                      "mean_change_hi", "max_change")})
+    note = ("\nChanges are of the top-1 |x| per layer, (pruned − baseline) / baseline, averaged over "
+            "layers; 95% intervals: percentile bootstrap over samples. random_rank: rank of the "
+            "experiment's mean change among the random head sets (1 = lowest). p_vs_random / "
+            "p_vs_bottom: two-sided paired sign-flip permutation test over samples (exact for "
+            "≤ 16 samples) against the mean of the random sets / the bottom set.\n")
+    write_text(to_markdown(pct, floatfmt="{:.3f}") + note, sm.output.md)

@@ -1,0 +1,104 @@
+"""The forward-pass driver: one pass per window, every requested reduction inside it.
+
+Layer statistics, head scores and head-output means are all computed in the
+same pass, so a study never runs the model twice on the same window for them.
+Ablations compose from outside: ``with ablate_heads(model, heads): analyse(...)``.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import pyarrow as pa
+import torch
+
+from .arch import adapt
+from .heads import HEAD_SAMPLE_SCHEMA, attention_probe, empty_columns, probe_rows
+from .runtime import progress
+from .stats import StatsRecorder, forward_base
+
+
+class HeadMeanRecorder:
+    """Sum of each head's output (the attention projection's input) over tokens and windows."""
+
+    def __init__(self, arch):
+        self.arch = arch
+        self.sums = [torch.zeros(arch.n_heads * arch.head_dim, dtype=torch.float64)
+                     for _ in arch.blocks]
+        self.count = 0
+
+    def hooks(self):
+        stack = ExitStack()
+        for i, proj in enumerate(self.arch.attn_out):
+            h = proj.register_forward_pre_hook(self._hook(i))
+            stack.callback(h.remove)
+        return stack
+
+    def _hook(self, i):
+        def hook(module, args):  # returns None: the input passes unchanged
+            self.sums[i].add_(args[0][0].sum(0).double().cpu())
+        return hook
+
+    def table(self) -> pa.Table:
+        a = self.arch
+        rows = {"layer": [], "head": [], "mean": []}
+        for layer, s in enumerate(self.sums):
+            m = (s / max(self.count, 1)).float().view(a.n_heads, a.head_dim)
+            for h in range(a.n_heads):
+                rows["layer"].append(layer)
+                rows["head"].append(h)
+                rows["mean"].append(m[h].tolist())
+        return pa.table(rows, schema=HEAD_MEAN_SCHEMA)
+
+
+HEAD_MEAN_SCHEMA = pa.schema([("layer", pa.int16()), ("head", pa.int16()),
+                              ("mean", pa.list_(pa.float32()))])
+
+
+def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool = True,
+            heads: bool = True, targets: list[list[int]] | None = None, head_means: bool = False,
+            device: str = "cpu", desc: str = "forward") -> dict[str, pa.Table]:
+    """Run every window once; return the requested tables.
+
+    - ``layer_stats`` (stats): top-k |x|, median and mean per sample and layer;
+    - ``head_scores`` (heads): per sample, layer and head, the attention given to
+      ``targets[sample]`` (default: key 0);
+    - ``head_means`` (head_means): each head's output averaged over tokens and windows.
+    """
+    arch = adapt(model)
+    rec = StatsRecorder(arch, tokenizer, k) if stats else None
+    means = HeadMeanRecorder(arch) if head_means else None
+    cols = empty_columns(HEAD_SAMPLE_SCHEMA)
+    with ExitStack() as stack:
+        if rec:
+            stack.enter_context(rec.hooks())
+        if means:
+            stack.enter_context(means.hooks())
+        probe = stack.enter_context(attention_probe(model)) if heads else None
+        stack.enter_context(torch.inference_mode())
+        for s in progress(range(windows.shape[0]), desc=desc):
+            ids = windows[s:s + 1].to(device)
+            if probe:
+                probe.set_targets(targets[s] if targets is not None else [0], ids.shape[1], device)
+            forward_base(arch, ids)
+            if rec:
+                rec.collect(s, windows[s].tolist())
+            if probe:
+                probe_rows(probe, s, cols)
+            if means:
+                means.count += ids.shape[1]
+    out = {}
+    if rec:
+        out["layer_stats"] = rec.table()
+    if probe:
+        out["head_scores"] = pa.table(cols, schema=HEAD_SAMPLE_SCHEMA)
+    if means:
+        out["head_means"] = means.table()
+    return out
+
+
+def head_scores(model, windows: torch.Tensor, targets: list[list[int]] | None = None,
+                device: str = "cpu") -> pa.Table:
+    """Per-sample head scores (no layer statistics): the notebook entry point."""
+    return analyse(model, None, windows, stats=False, heads=True, targets=targets,
+                   device=device, desc="score heads")["head_scores"]

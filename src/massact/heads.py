@@ -1,0 +1,132 @@
+"""Head scores: how much attention each head gives to target key positions.
+
+**Score** (DESIGN.md): for layer l and head h, the attention probability that the
+query positions q ≥ 1 give to key position 0, averaged over q, then over samples.
+With a *set* of target keys (e.g. every token that carries a massive activation),
+it is the summed probability of the targets, averaged over the queries strictly
+after a target they can see.
+
+No attention map is materialized. The fused SDPA kernel computes
+``softmax(q kᵀ) v``; appending to every value vector an indicator column, 1 at
+the target keys and 0 elsewhere (and a zero column to queries and keys so that
+all widths agree), makes that column of the output exactly the probability
+each query gives to the targets. The head's real output is the other columns,
+unchanged, so the forward pass goes on as usual.
+
+Sliding-window layers (Gemma-3): a query more than ``window - 1`` positions
+after a target cannot see it; such queries are not scored, and the number of
+queries that were (``n_queries``) is recorded per layer.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pyarrow as pa
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+from .arch import adapt, sliding_window_layers
+
+PROBE = "massact_probe"
+
+HEAD_SAMPLE_SCHEMA = pa.schema([
+    ("sample", pa.int32()),
+    ("layer", pa.int16()),
+    ("head", pa.int16()),
+    ("score", pa.float32()),       # mean probability given to the targets
+    ("n_queries", pa.int32()),     # queries that could see a target (and were averaged)
+])
+
+
+class Probe:
+    """Per-forward state: the target keys and, after the pass, the per-head scores."""
+
+    def __init__(self, windows: dict[int, int]):
+        self.windows = windows  # sliding-window layers: {layer: window}
+        self.indicator: torch.Tensor | None = None
+        self.targets: list[int] = [0]
+        self.scores: dict[int, tuple[torch.Tensor, int]] = {}
+
+    def set_targets(self, positions, seqlen: int, device) -> None:
+        self.targets = sorted(set(int(p) for p in positions))
+        ind = torch.zeros(1, seqlen, device=device)
+        ind[0, self.targets] = 1.0
+        self.indicator = ind
+        self.scores.clear()
+
+    def eligible(self, layer: int, seqlen: int, device) -> torch.Tensor:
+        """Queries strictly after a target they can see (q - t < window)."""
+        q = torch.arange(seqlen, device=device)[:, None]
+        t = torch.tensor(self.targets, device=device)[None, :]
+        ok = q > t
+        w = self.windows.get(layer)
+        if w is not None:
+            ok &= (q - t) < w
+        return ok.any(dim=1)
+
+    def record(self, layer: int, probs: torch.Tensor) -> None:
+        """``probs``: (tokens, heads) probability of the targets per query."""
+        mask = self.eligible(layer, probs.shape[0], probs.device)
+        n = int(mask.sum())
+        mean = probs[mask].mean(dim=0) if n else torch.full((probs.shape[1],), float("nan"))
+        self.scores[layer] = (mean.float().cpu(), n)
+
+
+def probe_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kw):
+    """SDPA with an indicator column on the values; records each head's target probability."""
+    probe: Probe | None = getattr(module, "_massact_probe", None)
+    if probe is None or probe.indicator is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kw)
+    d = value.shape[-1]
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5  # the default for the unpadded width
+    b, h_kv, t, _ = value.shape
+    ind = probe.indicator[:, None, :, None].to(value.dtype).expand(b, h_kv, t, 1)
+    out, _ = sdpa_attention_forward(module, F.pad(query, (0, 1)), F.pad(key, (0, 1)),
+                                    torch.cat([value, ind], dim=-1), attention_mask,
+                                    dropout=dropout, scaling=scaling, **kw)
+    # out: (batch, tokens, heads, d + 1)
+    probe.record(module.layer_idx, out[0, :, :, d])
+    return out[..., :d], None
+
+
+AttentionInterface.register(PROBE, probe_attention)
+AttentionMaskInterface.register(PROBE, sdpa_mask)
+
+
+@contextmanager
+def attention_probe(model):
+    """Switch ``model`` to the probing attention for the duration; yields the :class:`Probe`."""
+    arch = adapt(model)
+    probe = Probe(sliding_window_layers(model))
+    before = model.config._attn_implementation
+    model.set_attn_implementation(PROBE)
+    for attn in arch.attn:
+        attn._massact_probe = probe
+    try:
+        yield probe
+    finally:
+        for attn in arch.attn:
+            del attn._massact_probe
+        model.set_attn_implementation(before)
+
+
+def probe_rows(probe: Probe, sample: int, cols: dict) -> None:
+    """Append one sample's per-head scores to ``cols`` (HEAD_SAMPLE_SCHEMA)."""
+    for layer in sorted(probe.scores):
+        mean, n = probe.scores[layer]
+        for h, v in enumerate(mean.tolist()):
+            cols["sample"].append(sample)
+            cols["layer"].append(layer)
+            cols["head"].append(h)
+            cols["score"].append(v)
+            cols["n_queries"].append(n)
+
+
+def empty_columns(schema: pa.Schema) -> dict:
+    return {f.name: [] for f in schema}

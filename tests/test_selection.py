@@ -1,0 +1,83 @@
+"""Head sets from the config's rules; changes against an independent computation."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from massact.analysis import changes, head_summary, paired_permutation_p
+from massact.errors import ConfigError
+from massact.heads import HEAD_SAMPLE_SCHEMA
+from massact.selection import check, expand, select
+from test_analysis import synthetic
+
+# 3 layers × 4 heads with distinct scores: score = 0.01 * (layer * 4 + head) except a few
+SCORES = pd.DataFrame([(l, h, 0.01 * (l * 4 + h)) for l in range(3) for h in range(4)],
+                      columns=["layer", "head", "score"])
+SCORES.loc[(SCORES.layer == 0) & (SCORES["head"] == 2), "score"] = 0.9
+
+
+def test_rules():
+    assert select(SCORES, {"top": 2}) == [[0, 2], [2, 3]]
+    assert select(SCORES, {"bottom": 2}) == [[0, 0], [0, 1]]
+    assert select(SCORES, {"top_in_layers": [0, 1]}) == [[0, 2], [1, 3]]
+    assert select(SCORES, {"heads": [[2, 1], [0, 3]]}) == [[0, 3], [2, 1]]
+    a = select(SCORES, {"random": 4, "seed": 7})
+    assert a == select(SCORES, {"random": 4, "seed": 7}) and len({tuple(x) for x in a}) == 4
+    assert a != select(SCORES, {"random": 4, "seed": 8})
+
+
+def test_expand_random_seeds():
+    sets = expand({"top": {"top": 3}, "random": {"random": 3, "seeds": [0, 5]}})
+    assert sets == {"top": {"top": 3}, "random-0": {"random": 3, "seed": 0},
+                    "random-5": {"random": 3, "seed": 5}}
+
+
+@pytest.mark.parametrize("sets,key", [
+    ({"x": {"heads": [[0, 0], [3, 0]]}}, r"heads\.sets\.x\.heads\[1\]"),
+    ({"x": {"top": 13}}, r"heads\.sets\.x\.top"),
+    ({"x": {"top_in_layers": [5]}}, r"heads\.sets\.x\.top_in_layers\[0\]"),
+    ({"x": {"top": 1, "bottom": 1}}, r"heads\.sets\.x"),
+    ({"summary": {"top": 1}}, r"heads\.sets\.summary.*reserved"),
+])
+def test_bad_sets(sets, key):
+    with pytest.raises(ConfigError, match=key):
+        check(sets, 3, 4, "heads.sets")
+
+
+def test_head_summary_against_numpy():
+    rng = np.random.default_rng(0)
+    n, L, H = 6, 2, 3
+    vals = rng.uniform(0, 1, (n, L, H))
+    rows = [(s, l, h, float(vals[s, l, h]), 10) for s in range(n) for l in range(L) for h in range(H)]
+    t = pa.table({k: [r[i] for r in rows] for i, k in enumerate(HEAD_SAMPLE_SCHEMA.names)},
+                 schema=HEAD_SAMPLE_SCHEMA)
+    s = head_summary(t, n_boot=2000, seed=1)
+    np.testing.assert_allclose(s["score"], vals.reshape(n, -1).mean(0), rtol=1e-6)
+    np.testing.assert_allclose(s["std"], vals.reshape(n, -1).std(0, ddof=1), rtol=1e-5)
+    assert (s["ci_low"] <= s["score"]).all() and (s["score"] <= s["ci_high"]).all()
+    order = np.argsort(-vals.reshape(n, -1).mean(0), kind="stable")
+    assert list(s["rank"].to_numpy()[order]) == list(range(1, L * H + 1))
+    for l in range(L):
+        sub = s[s.layer == l].sort_values("score", ascending=False)
+        assert list(sub["rank_in_layer"]) == [1, 2, 3]
+
+
+def test_changes_against_direct_computation():
+    base = synthetic(n_samples=4, seed=0)
+    pruned = synthetic(n_samples=4, seed=1)
+    c = changes(base, pruned, n_boot=500, seed=0).set_index("layer")
+    b, p = base.to_pandas(), pruned.to_pandas()
+    for layer in (0, 1):
+        for r in (1, 2, 3):
+            bm = b[(b.layer == layer) & (b["rank"] == r)]["value"].mean()
+            pm = p[(p.layer == layer) & (p["rank"] == r)]["value"].mean()
+            assert np.isclose(c.loc[layer, f"change_top{r}"], pm / bm - 1, rtol=1e-6)
+            assert c.loc[layer, f"change_top{r}_lo"] <= c.loc[layer, f"change_top{r}_hi"]
+    assert c.loc[1, "baseline_top1_dim"] == 42 and c.loc[1, "top1_moved"] == 0
+
+
+def test_permutation_test():
+    assert paired_permutation_p(np.ones(8)) == pytest.approx(2 / 256)  # only all-+ and all-−
+    assert paired_permutation_p(np.array([1.0, -1.0] * 4)) == 1.0
+    assert paired_permutation_p(np.ones(40), n_perm=999) == pytest.approx(1 / 1000, abs=2e-3)
