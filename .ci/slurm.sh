@@ -466,7 +466,7 @@ def interrupt(wd, logfile, limit, py, *args):
 def overhead(W, ctld):
     """Per-job overhead of the SLURM run: slurmctld's times (ms), benchmarks, snakemake's log."""
     W = Path(W)
-    ev = {}
+    ev, cpus = {}, {}
     for line in Path(ctld).read_text().splitlines():
         m = re.match(r"^\[([\d\-T:.]+)\] (.*)$", line)
         if not m:
@@ -474,32 +474,53 @@ def overhead(W, ctld):
         t, msg = datetime.fromisoformat(m[1]).timestamp(), m[2]
         for key, pat in (("submit", r"_slurm_rpc_submit_batch_job: JobId=(\d+) "),
                          ("start", r"(?:sched: Allocate|_start_job: Started) JobId=(\d+) "),
-                         ("end", r"_job_complete: JobId=(\d+) done")):
+                         ("end", r"_job_complete: JobId=(\d+) done"),
+                         ("end", r"REQUEST_KILL_JOB JobId=(\d+) ")):
             mm = re.search(pat, msg)
             if mm:
                 ev.setdefault(mm[1], {}).setdefault(key, t)
-    wait, inside, seen, body = [], [], [], []
+        mm = re.search(r"Allocate JobId=(\d+) .*#CPUs=(\d+)", msg)
+        if mm:
+            cpus[mm[1]] = int(mm[2])
+    node_cpus = int(subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True,
+                                   text=True).stdout.split()[0])
+
+    def busy(sid):  # CPUs allocated, or wanted by jobs queued ahead, when sid was submitted
+        t = ev[sid]["submit"]
+        return sum(cpus.get(i, 1) for i, e in ev.items() if i != sid and (
+            e.get("start", 1e20) <= t < e.get("end", 1e20)
+            or (int(i) < int(sid)
+                and e.get("submit", 1e20) <= t < e.get("start", e.get("end", 1e20)))))
+
+    free, contended, inside, notice, seen, body = [], [], [], [], [], []
     for log in ("slurm-interrupted.log", "slurm.log"):
         for j in parse_log(W / log).values():
             if j["local"] or j["end"] is None or j["sid"] not in ev:
                 continue
-            e = ev[j["sid"]]
+            sid, e = j["sid"], ev[j["sid"]]
             b = float((W / "slurm" / j["benchmark"]).read_text().splitlines()[-1].split("\t")[0])
-            wait.append(e["start"] - e["submit"])
+            fits = busy(sid) + cpus.get(sid, 1) <= node_cpus
+            (free if fits else contended).append(e["start"] - e["submit"])
             inside.append(e["end"] - e["start"] - b)
+            notice.append(max(0.0, j["end"] - e["end"]))
             seen.append(j["end"] - j["start"])
             body.append(b)
     local = [j["end"] - j["start"] for j in parse_log(W / "local.log").values()
-             if not j["local"] and j["end"] is not None]
+             if j["rule"] != "all" and j["end"] is not None]
+
     def q(xs):
+        if not xs:
+            return "-"
         xs = sorted(xs)
         return (f"median {statistics.median(xs):5.1f} s, mean {statistics.mean(xs):5.1f}, "
                 f"min {xs[0]:5.1f}, max {xs[-1]:5.1f}  (n={len(xs)})")
     lt, st = (int((W / f).read_text()) for f in ("local.seconds", "slurm.seconds"))
-    say("per-job overhead of the SLURM run:")
-    print(f"  submit -> start (slurmctld)               {q(wait)}")
+    say(f"per-job overhead of the SLURM run ({node_cpus}-CPU node):")
+    print(f"  submit -> start, CPUs free                {q(free)}")
+    print(f"  submit -> start, queued behind jobs       {q(contended)}")
     print(f"  start -> end, less the rule body          {q(inside)}")
     print(f"  the rule body (benchmark)                 {q(body)}")
+    print(f"  end -> snakemake notices (status polls)   {q(notice)}  (1 s resolution)")
     print(f"  a job as snakemake sees it, SLURM         {q(seen)}")
     print(f"  a job as snakemake sees it, local         {q(local)}")
     print(f"  whole run: local {lt} s, SLURM {st} s (incl. the interrupted start)")

@@ -85,12 +85,6 @@ rule pruning_summary:
     output:
         csv="results/{model}/tables/pruning_summary.csv",
         md="results/{model}/tables/pruning_summary.md",
-        figure=report(
-            "results/{model}/figures/pruning_summary.png",
-            caption="../report/pruning_summary.rst",
-            category="{model}",
-            subcategory="3 pruning",
-        ),
     log:
         f"{LOGS}/pruning_summary/{{model}}.log",
     benchmark:
@@ -105,7 +99,6 @@ rule pruning_summary:
         experiments=list(EXPERIMENTS),
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
-        dpi=config["figures"]["dpi"],
     script:
         "../scripts/pruning_summary.py"
 

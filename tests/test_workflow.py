@@ -165,3 +165,22 @@ def test_unknown_model_names_the_allowed_values(wf):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "run[0]" in out and "random-gpt2" in out
+
+
+def test_python_api_gives_the_rule_numbers(wf):
+    """A notebook user gets the same head scores and statistics as the rules wrote."""
+    import pyarrow.parquet as pq
+
+    import massact
+
+    model, tok = massact.load("random-gemma3", root=wf)
+    root = wf / "results/random-gemma3"
+    windows = massact.windows_tensor(massact.read_parquet(root / "samples.parquet"))
+    per_sample = massact.head_scores(model, windows)
+    assert per_sample.equals(pq.read_table(root / "heads/per_sample.parquet"))
+    summary = massact.head_summary(per_sample, n_boot=200, seed=0)
+    rule = pq.read_table(root / "heads/scores.parquet").to_pandas()
+    for c in ("score", "std", "ci_low", "ci_high", "rank", "rank_in_layer"):
+        assert (summary[c].to_numpy() == rule[c].to_numpy()).all(), c
+    stats = massact.layer_stats(model, tok, windows, k=5)
+    assert stats.equals(pq.read_table(root / "activations/layer_stats.parquet"))
