@@ -24,7 +24,8 @@ except ConfigError as e:
     raise WorkflowError(str(e)) from None
 
 MODELS = config["run"]
-EXPERIMENTS = expand_sets(config["heads"]["sets"])  # {experiment: head-set rule}
+# {experiment: head-set rule}, sorted: reordering the config re-runs nothing
+EXPERIMENTS = dict(sorted(expand_sets(config["heads"]["sets"]).items()))
 CORPUS = config["corpus"]
 LOGS = "results/logs"
 BENCH = "results/benchmarks/rules"

@@ -20,6 +20,7 @@ with rule_context(snakemake):  # noqa: F821
         with open(p) as f:
             heads[e] = " ".join(head_label(l, h) for l, h in yaml.safe_load(f)["heads"])
     table.insert(1, "heads", table["experiment"].map(heads))
+    table = table.sort_values("experiment", key=lambda e: e.str.startswith("random"), kind="stable")
     for c in ("random_rank", "n_random"):
         if c in table:
             table[c] = table[c].astype("Int64")
