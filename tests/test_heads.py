@@ -70,3 +70,24 @@ def test_one_pass_gives_stats_and_scores(tiny, windows):
     alone = head_scores(model, windows)
     assert both["head_scores"].equals(alone)
     assert both["layer_stats"].num_rows == windows.shape[0] * model.config.num_hidden_layers * 4
+
+
+def test_head_means_equal_captured_projection_inputs(tiny, windows):
+    """head_means: each head's output averaged over every token of every window."""
+    from massact.arch import adapt
+
+    _, model, tok = tiny
+    arch = adapt(model)
+    got = analyse(model, tok, windows, stats=False, heads=False, head_means=True)["head_means"]
+    captured = {i: [] for i in range(arch.n_layers)}
+    hooks = [p.register_forward_pre_hook(lambda m, a, i=i: captured[i].append(a[0][0].clone()))
+             for i, p in enumerate(arch.attn_out)]
+    with torch.no_grad():
+        for s in range(windows.shape[0]):
+            model(windows[s:s + 1])
+    for h in hooks:
+        h.remove()
+    d = got.to_pydict()
+    for layer, head, mean in zip(d["layer"], d["head"], d["mean"]):
+        x = torch.cat(captured[layer]).view(-1, arch.n_heads, arch.head_dim)[:, head]
+        np.testing.assert_allclose(mean, x.mean(0).numpy(), rtol=1e-4, atol=1e-6)
