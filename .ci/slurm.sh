@@ -7,15 +7,18 @@
 #   bash .ci/slurm.sh down               # stop the daemons this script started (by pid file)
 #   bash .ci/slurm.sh ci                 # up, check, down (down also on failure or Ctrl-C)
 #
-# check, each on a fresh copy of the workflow and config/test.yaml:
-#   1. local run (--cores 2), then the same through --profile profiles/slurm plus the CI
-#      overrides in .ci/slurm-profile; every job of the SLURM run must be a SLURM job that
-#      completed, and the Parquet outputs (figures and tables too) must equal the local bytes;
-#   2. failure: a model whose declared n_layers is wrong fails inside its SLURM job; the run
-#      must exit non-zero and name the rule and the reason;
-#   3. Ctrl-C: SIGINT once a job runs; none of the run's jobs may stay queued or running;
-#      the rerun completes with the same bytes;
-#   4. per-job overhead (submit → start, start → rule body, what snakemake sees), measured.
+# check: one snapshot of the workflow, config/test.yaml with one model (every rule runs),
+# each run in a fresh copy of the snapshot:
+#   1. a local run (--cores 2): the reference;
+#   2. the SLURM run, --profile profiles/slurm plus the CI overrides in .ci/slurm-profile:
+#      SIGINT once its first job runs (none of its jobs may stay queued or running), then
+#      the rerun completes; every job must be a SLURM job that COMPLETED and whose log names
+#      its rule and outputs, and every target must come from one; the Parquet outputs must
+#      be byte-identical to the local run's (the other files under results/ are compared and
+#      reported);
+#   3. failure: a model whose declared n_layers is wrong fails inside its SLURM job; the run
+#      must exit non-zero, name the rule and show the job's message;
+#   4. per-job overhead (submit -> start, start-up inside the job, status polling), measured.
 #
 # snakemake comes from PATH's python (CI: the activated .venv). Daemon state, logs and the
 # run copies live under $SLURM_CI_DIR (default: massact-slurm-ci in $TMPDIR or /tmp).
@@ -32,7 +35,7 @@ ACCOUNT=${SLURM_CI_ACCOUNT:-ci}
 DBPASS=${SLURM_CI_DBPASS:-slurmci}
 PY=${PYTHON:-python}
 # seconds per snakemake run; each is stopped with SIGINT (then SIGKILL 60 s later)
-RUN_LIMIT=${SLURM_CI_RUN_LIMIT:-420}
+RUN_LIMIT=${SLURM_CI_RUN_LIMIT:-600}
 # the workflow as a user's checkout has it (tests/conftest.py copies the same)
 WORKFLOW_FILES=(Snakefile rules scripts config schemas envs report profiles src tests/data)
 
@@ -70,6 +73,10 @@ up() {
   [ $accounting = 1 ] && pkgs+=(slurmdbd mariadb-server)
   apt-get install -y -q --no-install-recommends "${pkgs[@]}" >/dev/null
 
+  if [ -s "$D/run/slurmctld.pid" ] && kill -0 "$(cat "$D/run/slurmctld.pid")" 2>/dev/null; then
+    die "SLURM of $D is already up (stop it with: $0 down)"
+  fi
+  rm -rf "$D"/{spool,log}   # a fresh cluster: no jobs or job ids from an earlier one
   mkdir -p "$D"/{etc,log,run,spool/ctld,spool/d}
 
   log "munge"
@@ -221,13 +228,18 @@ down() {
 }
 
 # ---------------------------------------------------------------------------------- check
-# one model of config/test.yaml, every rule of the workflow (about 50 jobs): a CI-sized study
+# one model of config/test.yaml, every rule of the workflow (about 35 jobs): a CI-sized study
 MODELS=${SLURM_CI_MODELS:-random-llama}
 SLURM_ARGS=(--profile profiles/slurm --profile "$ROOT/.ci/slurm-profile")
 
-copy_workflow() {  # copy_workflow <dest>: a fresh checkout-like copy
+snapshot() {  # snapshot <dest>: the workflow as a checkout has it, taken once per check
   mkdir -p "$1"
   (cd "$ROOT" && tar -cf - --exclude=__pycache__ "${WORKFLOW_FILES[@]}") | tar -xf - -C "$1"
+}
+
+copy_workflow() {  # copy_workflow <dest>: a fresh copy of the snapshot (same code every run)
+  mkdir -p "$1"
+  cp -a "$SNAP/." "$1/"
 }
 
 smk() {  # smk <dir> <logfile> <snakemake args...>: bounded, in the foreground (SIGINT reaches it)
@@ -243,6 +255,7 @@ check() {
     || die "snakemake-executor-plugin-slurm is not installed for $PY"
   local W="$D/check" t0 rc
   rm -rf "$W"; mkdir -p "$W"
+  SNAP="$W/workflow"; snapshot "$SNAP"
   local run; run="run=[$(echo "$MODELS" | tr ' ' ',')]"
   local CFG=(--configfile config/test.yaml --config "$run")
   log "snakemake $("$PY" -m snakemake --version), plugin $("$PY" -c 'from importlib.metadata import version as v; print(v("snakemake-executor-plugin-slurm"))'); config/test.yaml with $run; copies under $W"

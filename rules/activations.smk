@@ -20,6 +20,7 @@ rule extract_activations:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
+        gpu=GPU,
         runtime=60,
     params:
         topk=config["extraction"]["topk"],
@@ -43,6 +44,7 @@ rule prompt_features:
     threads: 1
     resources:
         mem_mb=mem_model,
+        gpu=GPU,
         runtime=10,
     params:
         prompt=config["prompt"],

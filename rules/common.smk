@@ -30,6 +30,8 @@ CORPUS = config["corpus"]
 LOGS = "results/logs"
 BENCH = "results/benchmarks/rules"
 ENV = "../envs/massact.yaml"
+# model-running jobs ask a cluster for one GPU when the config says device: cuda
+GPU = 1 if config["device"] == "cuda" else 0
 
 
 def canonical(obj):
@@ -53,8 +55,8 @@ def model_dir(wildcards):
 def mem_model(wildcards, attempt):
     """Memory (MB) of a job that loads a model: float32 weights plus working room."""
     spec = config["models"][wildcards.model]
-    base = {"pypi": 4000, "hf": 4000, "path": 4000, "random": 1000}[spec["source"]]
-    return base * attempt
+    default = {"pypi": 4000, "hf": 4000, "path": 4000, "random": 1000}[spec["source"]]
+    return spec.get("mem_mb", default) * attempt
 
 
 def head_means_input(wildcards):

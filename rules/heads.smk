@@ -19,6 +19,7 @@ rule score_heads_massive:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
+        gpu=GPU,
         runtime=60,
     params:
         ratio_threshold=config["massive"]["ratio_threshold"],

@@ -26,6 +26,7 @@ rule prune_heads:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
+        gpu=GPU,
         runtime=60,
     params:
         rule=lambda wc: canonical(EXPERIMENTS[wc.experiment]),
@@ -152,6 +153,7 @@ rule prune_prompt:
     threads: 1
     resources:
         mem_mb=mem_model,
+        gpu=GPU,
         runtime=10,
     params:
         heads=lambda wc: compare_heads(config, wc.model, int(wc.layer)),

@@ -23,6 +23,7 @@ def restore_threads(monkeypatch):
     """Put torch's thread count and OMP_NUM_THREADS back after the test."""
     before = torch.get_num_threads()
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", str(before)))
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     yield
     torch.set_num_threads(before)
 
@@ -83,6 +84,14 @@ def test_set_threads_pins_torch_to_the_allocation(restore_threads, n):
 @pytest.mark.parametrize("n, want", [(0, 1), (-4, 1), ("2", 2)])
 def test_set_threads_takes_at_least_one(restore_threads, n, want):
     assert set_threads(n) == want
+    assert torch.get_num_threads() == want
+
+
+@pytest.mark.parametrize("asked, slurm, want", [(8, "2", 2), (1, "4", 1), (3, "", 3)])
+def test_a_slurm_allocation_caps_the_threads(restore_threads, monkeypatch, asked, slurm, want):
+    """A rule asking for every core gets at most the CPUs SLURM allocated to the job."""
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", slurm)
+    assert set_threads(asked) == want
     assert torch.get_num_threads() == want
 
 

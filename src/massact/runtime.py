@@ -14,10 +14,17 @@ log = logging.getLogger("massact")
 
 
 def set_threads(n: int) -> int:
-    """Pin torch's intra-op threads to the job's allocation (``threads:``)."""
+    """Pin torch's intra-op threads to the job's allocation (``threads:``).
+
+    Inside a SLURM job the allocation (``SLURM_CPUS_PER_TASK``) caps it: a rule that
+    asks for every core must not take a whole node that does not bind jobs to CPUs.
+    """
     import torch
 
     n = max(1, int(n))
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        n = min(n, int(slurm))
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(1)
