@@ -41,9 +41,12 @@ def resolve_device(requested: str = "auto") -> str:
     if requested not in ("auto", "cpu", "cuda"):
         raise UserError(f"device must be auto, cpu or cuda, not {requested!r}")
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
         raise UserError("device: cuda was requested but this job sees no GPU; use device: auto or cpu")
+    if requested == "cuda":
+        # full float32 matmuls: TF32 would move massive activations by ~1e-3 relative
+        torch.backends.cuda.matmul.allow_tf32 = False
     return requested
 
 
