@@ -28,8 +28,6 @@
 set -euo pipefail
 # the daemons and runuser live in sbin, which a non-login shell may not have on PATH
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-# the daemons and runuser live in sbin, which a non-login shell may not have on PATH
-export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 D=${SLURM_CI_DIR:-${TMPDIR:-/tmp}/massact-slurm-ci}
