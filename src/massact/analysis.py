@@ -23,6 +23,14 @@ def per_sample(stats: pa.Table) -> pd.DataFrame:
     return out.reset_index().sort_values(["sample", "layer"], kind="stable")
 
 
+def modal_top1(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per layer, the most common (token_pos, dim) of the top-1 over samples and its count
+    ``n``; ties go to the lower position, then the lower dim."""
+    loc = frame.groupby(["layer", "token_pos", "dim"], sort=True).size().rename("n").reset_index()
+    loc = loc.sort_values(["layer", "n", "token_pos", "dim"], ascending=[True, False, True, True])
+    return loc.drop_duplicates("layer").set_index("layer")
+
+
 def layerwise_summary(stats: pa.Table) -> pd.DataFrame:
     """Per layer: mean and spread over samples of top1..3 and median, ratio, top-1 location.
 
@@ -38,9 +46,7 @@ def layerwise_summary(stats: pa.Table) -> pd.DataFrame:
         out[f"{s}_min"] = g[s].min()
         out[f"{s}_max"] = g[s].max()
     out["ratio"] = out["top1"] / out["median"]
-    loc = ps.groupby(["layer", "token_pos", "dim"], sort=True).size().rename("n").reset_index()
-    loc = loc.sort_values(["layer", "n", "token_pos", "dim"], ascending=[True, False, True, True])
-    best = loc.drop_duplicates("layer").set_index("layer")
+    best = modal_top1(ps)
     out["top1_token_pos"] = best["token_pos"]
     out["top1_dim"] = best["dim"]
     out["top1_share"] = best["n"] / g.size()
@@ -201,9 +207,7 @@ def changes(baseline: pa.Table, pruned: pa.Table, n_boot: int = 1000, seed: int 
                               stat=lambda v, axis: v[..., 1].mean(axis) / v[..., 0].mean(axis) - 1)
         out[f"change_{s}_lo"], out[f"change_{s}_hi"] = lo, hi
     for name, frame in (("baseline", b), ("pruned", p)):
-        loc = frame.groupby(["layer", "token_pos", "dim"]).size().rename("n").reset_index()
-        loc = loc.sort_values(["layer", "n", "token_pos", "dim"], ascending=[True, False, True, True])
-        best = loc.drop_duplicates("layer").set_index("layer").loc[layers]
+        best = modal_top1(frame).loc[layers]
         out[f"{name}_top1_pos"] = best["token_pos"].to_numpy()
         out[f"{name}_top1_dim"] = best["dim"].to_numpy()
     same = (b["token_pos"] == p["token_pos"]) & (b["dim"] == p["dim"])
