@@ -29,6 +29,9 @@ include: "rules/activations.smk"
 include: "rules/figures.smk"
 include: "rules/heads.smk"
 include: "rules/pruning.smk"
+include: "rules/perplexity.smk"
+include: "rules/ablation.smk"
+include: "rules/report.smk"
 
 
 rule all:

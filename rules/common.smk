@@ -11,8 +11,10 @@ sys.path.insert(0, SRC)
 
 from massact.config import (  # noqa: E402
     compare_heads,
+    components,
     experiments,
     feature3d_layers,
+    intervention_layers,
     validate,
 )
 from massact.selection import expand as expand_sets  # noqa: E402
@@ -26,6 +28,8 @@ except ConfigError as e:
 MODELS = config["run"]
 # {experiment: head-set rule}, sorted: reordering the config re-runs nothing
 EXPERIMENTS = dict(sorted(expand_sets(config["heads"]["sets"]).items()))
+# {model: component ablations}: attn-all, mlp-all, attn-<l>, mlp-<l>
+COMPONENTS = {m: components(config, m) for m in MODELS}
 CORPUS = config["corpus"]
 LOGS = "results/logs"
 BENCH = "results/benchmarks/rules"
@@ -52,11 +56,35 @@ def model_dir(wildcards):
     return f"resources/models/{wildcards.model}"
 
 
-def mem_model(wildcards, attempt):
+def model_mem_mb(model):
     """Memory (MB) of a job that loads a model: float32 weights plus working room."""
-    spec = config["models"][wildcards.model]
+    spec = config["models"][model]
     default = {"pypi": 4000, "hf": 4000, "path": 4000, "random": 1000}[spec["source"]]
-    return spec.get("mem_mb", default) * attempt
+    return spec.get("mem_mb", default)
+
+
+def mem_model(wildcards, attempt):
+    return model_mem_mb(wildcards.model) * attempt
+
+
+def rule_suffix(model):
+    """A model key as part of a rule name."""
+    return re.sub(r"\W", "_", model)
+
+
+def component_files(model, pattern):
+    """One path per component ablation of ``model``; ``pattern`` holds ``{a}``."""
+    return [
+        os.path.join("results", model, pattern.format(a=a)) for a in COMPONENTS[model]
+    ]
+
+
+def intervention_files(model):
+    return [
+        f"results/{model}/intervention/{layer}_{mode}.parquet"
+        for layer in intervention_layers(config, model)
+        for mode in config["intervention"]["modes"]
+    ]
 
 
 def head_means_input(wildcards):
@@ -105,11 +133,26 @@ def model_targets(model):
             f"results/{model}/figures/feature3d_compare_layer{layer}.png",
             f"results/{model}/figures/feature3d_difference_layer{layer}.png",
         ]
+    # components, perplexity, intervention, cumulative pruning
+    out += component_files(model, "components/{a}/changes.parquet")
+    out += component_files(model, "perplexity/components_{a}.parquet")
+    out += [
+        f"results/{model}/figures/components.png",
+        f"results/{model}/tables/components.md",
+        f"results/{model}/perplexity/baseline.parquet",
+    ]
+    out += intervention_files(model)
+    out += [
+        f"results/{model}/tables/intervention.md",
+        f"results/{model}/cumulative/pruning.parquet",
+        f"results/{model}/figures/cumulative_pruning.png",
+    ]
     return out
 
 
 def all_targets():
-    return [t for m in MODELS for t in model_targets(m)]
+    models = ["results/figures/models_layerwise.png", "results/tables/models.md"]
+    return [t for m in MODELS for t in model_targets(m)] + models
 
 
 def corpus_files(wildcards):

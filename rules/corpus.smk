@@ -46,3 +46,30 @@ rule sample_windows:
         seed=config["sampling"]["seed"],
     script:
         "../scripts/sample_windows.py"
+
+
+rule sample_heldout:
+    input:
+        corpus=f"resources/corpus/{CORPUS}.parquet",
+        model=model_dir,
+        code=lib("sampling", "sweeps"),
+    output:
+        "results/{model}/heldout.parquet",
+    log:
+        f"{LOGS}/sample_heldout/{{model}}.log",
+    benchmark:
+        f"{BENCH}/sample_heldout/{{model}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        nsamples=config["sampling"]["nsamples"],
+        seqlen=config["sampling"]["seqlen"],
+        seed=config["sampling"]["seed"],
+        windows=config["perplexity"]["windows"],
+        ppl_seqlen=config["perplexity"]["seqlen"],
+    script:
+        "../scripts/sample_heldout.py"

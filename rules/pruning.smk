@@ -6,17 +6,26 @@ rule prune_heads:
     input:
         model=model_dir,
         samples="results/{model}/samples.parquet",
+        heldout="results/{model}/heldout.parquet",
         scores="results/{model}/heads/scores.parquet",
         baseline="results/{model}/activations/layer_stats.parquet",
         means=head_means_input,
         code=lib(
-            "ablation", "forward", "stats", "heads", "arch", "selection", "analysis"
+            "ablation",
+            "forward",
+            "stats",
+            "heads",
+            "arch",
+            "selection",
+            "analysis",
+            "perplexity",
         ),
     output:
         heads="results/{model}/pruning/{experiment}/heads.yaml",
         stats="results/{model}/pruning/{experiment}/layer_stats.parquet",
         scores="results/{model}/pruning/{experiment}/head_scores.parquet",
         changes="results/{model}/pruning/{experiment}/changes.parquet",
+        ppl="results/{model}/perplexity/pruning_{experiment}.parquet",
     log:
         f"{LOGS}/prune_heads/{{model}}_{{experiment}}.log",
     benchmark:
@@ -82,7 +91,12 @@ rule pruning_summary:
         heads=expand(
             "results/{{model}}/pruning/{experiment}/heads.yaml", experiment=EXPERIMENTS
         ),
-        code=lib("analysis"),
+        ppl_baseline="results/{model}/perplexity/baseline.parquet",
+        ppl=expand(
+            "results/{{model}}/perplexity/pruning_{experiment}.parquet",
+            experiment=EXPERIMENTS,
+        ),
+        code=lib("analysis", "perplexity"),
     output:
         csv="results/{model}/tables/pruning_summary.csv",
         md="results/{model}/tables/pruning_summary.md",

@@ -8,6 +8,7 @@ import pyarrow as pa
 from massact.ablation import ablate_heads, means_from_table
 from massact.analysis import changes
 from massact.forward import analyse
+from massact.perplexity import run_ppl
 from massact.io import read_parquet, write_parquet, write_yaml
 from massact.runtime import resolve_device, rule_context
 from massact.sampling import windows_tensor
@@ -26,10 +27,13 @@ with rule_context(snakemake):  # noqa: F821
     with ablate_heads(model, heads, mode=p.mode, means=means):
         out = analyse(model, tok, windows, k=p.topk, heads=True, device=device,
                       desc=f"prune {sm.wildcards.experiment}")
+        ppl = run_ppl(model, windows_tensor(read_parquet(sm.input.heldout)),
+                      f"pruning {sm.wildcards.experiment}", p.bootstrap, p.seed, device)
     c = changes(read_parquet(sm.input.baseline), out["layer_stats"], p.bootstrap, p.seed)
     write_parquet(out["layer_stats"], sm.output.stats, sort_by=["sample", "layer", "rank"])
     write_parquet(out["head_scores"], sm.output.scores, sort_by=["sample", "layer", "head"])
     write_parquet(pa.Table.from_pandas(c, preserve_index=False), sm.output.changes,
                   sort_by=["layer"])
+    write_parquet(ppl, sm.output.ppl)
     write_yaml({"experiment": sm.wildcards.experiment, "rule": dict(p.rule), "mode": p.mode,
                 "heads": heads}, sm.output.heads)

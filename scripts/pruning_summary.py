@@ -13,8 +13,10 @@ with rule_context(snakemake):  # noqa: F821
     names = sm.params.experiments
     runs = {e: read_parquet(p) for e, p in zip(names, sm.input.pruned)}
     ch = {e: read_parquet(p).to_pandas() for e, p in zip(names, sm.input.changes)}
+    ppl = {e: read_parquet(p) for e, p in zip(names, sm.input.ppl)}
     table = pruning_summary(read_parquet(sm.input.baseline), runs, ch,
-                            n_boot=sm.params.bootstrap, seed=sm.params.seed)
+                            n_boot=sm.params.bootstrap, seed=sm.params.seed,
+                            ppl_base=read_parquet(sm.input.ppl_baseline), ppl_by=ppl)
     heads = {}
     for e, p in zip(names, sm.input.heads):
         with open(p) as f:
@@ -26,13 +28,17 @@ with rule_context(snakemake):  # noqa: F821
             table[c] = table[c].astype("Int64")
     write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
     pct = table.copy()
-    for c in ("mean_change", "mean_change_lo", "mean_change_hi", "max_change"):
+    in_pct = ("mean_change", "mean_change_lo", "mean_change_hi", "max_change", "ppl_change",
+              "ppl_change_lo", "ppl_change_hi")
+    for c in in_pct:
         pct[c] = 100 * pct[c]
-    pct = pct.rename(columns={c: f"{c} (%)" for c in ("mean_change", "mean_change_lo",
-                                                      "mean_change_hi", "max_change")})
+    pct = pct.rename(columns={c: f"{c} (%)" for c in in_pct})
     note = ("\nChanges are of the top-1 |x| per layer, (pruned − baseline) / baseline, averaged over "
             "layers; 95% intervals: percentile bootstrap over samples. random_rank: rank of the "
             "experiment's mean change among the random head sets (1 = lowest). p_vs_random / "
             "p_vs_bottom: two-sided paired sign-flip permutation test over samples (exact for "
-            "≤ 16 samples) against the mean of the random sets / the bottom set.\n")
+            "≤ 16 samples) against the mean of the random sets / the bottom set. ppl: perplexity on "
+            "the held-out windows (95% interval: bootstrap over windows); ppl_change: relative to "
+            "the unpruned model on the same windows (paired bootstrap); ppl_p_vs_random / "
+            "ppl_p_vs_bottom: the same sign-flip test on the per-window mean nll.\n")
     write_text(to_markdown(pct, floatfmt="{:.3f}") + note, sm.output.md)

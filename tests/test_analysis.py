@@ -17,7 +17,7 @@ def synthetic(n_samples=3, n_layers=2, k=4, seed=0):
             if layer == 1:
                 vals[0] = 5000.0 + s
             for r, v in enumerate(vals, start=1):
-                rows.append(dict(sample=s, layer=layer, rank=r, value=v, token_pos=0 if r == 1 else r,
+                rows.append(dict(sample=s, layer=layer, rank=r, value=v, x=-v, token_pos=0 if r == 1 else r,
                                  token_id=7, token_text="x", dim=42 if r == 1 else r, median=0.5,
                                  mean=0.7))
     return pa.Table.from_pandas(pd.DataFrame(rows), schema=LAYER_STATS_SCHEMA, preserve_index=False)

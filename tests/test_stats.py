@@ -46,6 +46,7 @@ def test_layer_stats_match_hidden_states(tiny, windows):
             # positions and dims point at the values they claim
             pos, dim = got["token_pos"].to_numpy().copy(), got["dim"].to_numpy().copy()
             np.testing.assert_allclose(a[pos, dim], got["value"], rtol=1e-5)
+            np.testing.assert_allclose(x.numpy()[pos, dim], got["x"], rtol=1e-5)  # sign kept
             assert (got["token_id"].to_numpy() == windows[s, pos].numpy()).all()
 
 

@@ -222,9 +222,13 @@ def sample_mean_change(baseline: pa.Table, pruned: pa.Table, stat: str = "top1")
 
 
 def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: dict[str, pd.DataFrame],
-                    random_prefix: str = "random", n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+                    random_prefix: str = "random", n_boot: int = 1000, seed: int = 0,
+                    ppl_base: pa.Table | None = None,
+                    ppl_by: dict[str, pa.Table] | None = None) -> pd.DataFrame:
     """Per experiment: mean top-1 change over layers (95% CI over samples), the largest
-    change and its layer, and where it stands against the random control."""
+    change and its layer, and where it stands against the random control; with
+    ``ppl_by``, the perplexity change (95% CI over held-out windows) and the same tests
+    on the per-window mean nll."""
     per = {e: sample_mean_change(baseline, t) for e, t in runs.items()}
     randoms = sorted(e for e in runs if e.startswith(random_prefix))
     rand_means = np.array([per[e].mean() for e in randoms])
@@ -243,5 +247,117 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
             row["p_vs_random"] = paired_permutation_p(per[e] - rand_per_sample, seed=seed)
         if "bottom" in per and e not in randoms and e != "bottom":
             row["p_vs_bottom"] = paired_permutation_p(per[e] - per["bottom"], seed=seed)
+        if ppl_by is not None:
+            row.update(_ppl_columns(e, ppl_base, ppl_by, randoms, n_boot, seed))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _ppl_columns(e, base, ppl_by, randoms, n_boot, seed) -> dict:
+    from .perplexity import compare, window_values
+
+    r = ppl_by[e].to_pylist()[0]
+    c = compare(base, ppl_by[e], n_boot, seed)
+    out = {"ppl": r["ppl"], "ppl_lo": r["ppl_lo"], "ppl_hi": r["ppl_hi"],
+           "ppl_change": c["ppl_change"], "ppl_change_lo": c["ppl_change_lo"],
+           "ppl_change_hi": c["ppl_change_hi"]}
+    nll = {k: np.divide(*window_values(t)) for k, t in ppl_by.items()}  # mean nll per window
+    if randoms and e not in randoms:
+        out["ppl_p_vs_random"] = paired_permutation_p(
+            nll[e] - np.mean([nll[x] for x in randoms], axis=0), seed=seed)
+    if "bottom" in nll and e not in randoms and e != "bottom":
+        out["ppl_p_vs_bottom"] = paired_permutation_p(nll[e] - nll["bottom"], seed=seed)
+    return out
+
+
+# ------------------------------------------------------------------ components
+def components_summary(changes_by: dict[str, pd.DataFrame], ppl_by: dict[str, dict]) -> pd.DataFrame:
+    """Per component ablation: the change of the peak-layer top-1 (the layer where the
+    baseline top-1 is largest) and of the last layer's top-1, the largest change and its
+    layer (95% CIs over samples), and the perplexity change (95% CI over windows, p).
+
+    ``ppl_by[name]`` is :func:`massact.perplexity.compare`'s dict plus ``ppl``/``ppl_lo``/``ppl_hi``.
+    """
+    rows = []
+    for name, c in changes_by.items():
+        peak = int(c["baseline_top1"].idxmax())
+        last = len(c) - 1
+        i = int(np.argmax(np.abs(c["change_top1"].to_numpy())))
+        kind, _, which = name.partition("-")
+        row = {"ablation": name, "component": kind, "layer": -1 if which == "all" else int(which),
+               "peak_layer": int(c["layer"].iloc[peak])}
+        for tag, j in (("peak", peak), ("last", last)):
+            row[f"{tag}_change"] = float(c["change_top1"].iloc[j])
+            row[f"{tag}_change_lo"] = float(c["change_top1_lo"].iloc[j])
+            row[f"{tag}_change_hi"] = float(c["change_top1_hi"].iloc[j])
+        row["max_change"] = float(c["change_top1"].iloc[i])
+        row["max_change_layer"] = int(c["layer"].iloc[i])
+        row["median_change_last"] = float(c["change_median"].iloc[last])
+        row.update({k: ppl_by[name][k] for k in ("ppl", "ppl_lo", "ppl_hi", "ppl_change",
+                                                  "ppl_change_lo", "ppl_change_hi", "ppl_p")})
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df["order"] = df["layer"].where(df["layer"] >= 0, -1)
+    df = df.sort_values(["order", "component"]).drop(columns="order")
+    return df.reset_index(drop=True)
+
+
+def change_matrix(changes_by: dict[str, pd.DataFrame], kind: str, stat: str = "top1") -> tuple:
+    """(ablated layers, measured layers, matrix of ``change_<stat>``) for ``kind``-<l> runs."""
+    names = sorted((n for n in changes_by if n.startswith(kind + "-") and n != f"{kind}-all"),
+                   key=lambda n: int(n.split("-")[1]))
+    if not names:
+        return [], [], np.zeros((0, 0))
+    layers = changes_by[names[0]]["layer"].to_numpy()
+    m = np.stack([changes_by[n][f"change_{stat}"].to_numpy() for n in names])
+    return [int(n.split("-")[1]) for n in names], layers, m
+
+
+# ------------------------------------------------------------------ across models
+def model_headlines(model: str, layerwise: pd.DataFrame, massive: pd.DataFrame,
+                    heads_top: pd.DataFrame, pruning: pd.DataFrame | None,
+                    components: pd.DataFrame | None, intervention: pd.DataFrame | None,
+                    n_layers: int) -> dict:
+    """One row of the cross-model table: where and how large the massive activations
+    are, the top head, and the pruning, component and intervention headlines."""
+    peak = layerwise.loc[layerwise["top1"].idxmax()]
+    mlayers = sorted(massive["layer"].unique().tolist()) if len(massive) else []
+    dims = (massive.groupby("dim").size().sort_values(ascending=False).index[:3].tolist()
+            if len(massive) else [])
+    row = {"model": model, "layers": n_layers,
+           "massive_layers": _ranges(mlayers) if mlayers else "none",
+           "peak_top1": float(peak["top1"]), "peak_layer": int(peak["layer"]),
+           "peak_ratio": float(peak["ratio"]), "top1_token_pos": int(peak["top1_token_pos"]),
+           "dims": " ".join(map(str, dims)) if dims else "-"}
+    t = heads_top.iloc[0]
+    row["top_head"] = f"{t['head']} ({t['score']:.3f})"
+    if pruning is not None:
+        for e in ("top", "bottom"):
+            r = pruning[pruning["experiment"] == e]
+            if len(r):
+                row[f"prune_{e}_change"] = float(r["mean_change"].iloc[0])
+                if "ppl_change" in r:
+                    row[f"prune_{e}_ppl_change"] = float(r["ppl_change"].iloc[0])
+    if components is not None and len(components):
+        per = components[components["layer"] >= 0]
+        for kind in ("attn", "mlp"):
+            k = per[per["component"] == kind]
+            if len(k):
+                w = k.loc[k["peak_change"].idxmin()]
+                row[f"{kind}_layer_most_needed"] = f"{int(w['layer'])} ({100 * w['peak_change']:+.1f}%)"
+    if intervention is not None and len(intervention):
+        for mode in ("zero", "mean"):
+            r = intervention[(intervention["mode"] == mode) & (intervention["condition"] == "massive")]
+            if len(r):
+                row[f"ppl_{mode}_massive"] = float(r["ppl_change"].iloc[0])
+    return row
+
+
+def _ranges(layers: list[int]) -> str:
+    """[1, 2, 3, 7] → '1–3, 7'."""
+    out, start = [], layers[0]
+    for a, b in zip(layers, layers[1:] + [None]):
+        if b != a + 1:
+            out.append(f"{start}–{a}" if a != start else str(a))
+            start = b
+    return ", ".join(out)

@@ -102,6 +102,22 @@ def check_semantics(config: dict) -> None:
                                                     f"(0..{n_layers - 1})")
             selection.check({"heads": {"heads": item["heads"]}}, n_layers, n_heads, where)
         selection.check(config["heads"]["sets"], n_layers, n_heads, "heads.sets")
+        for j, layer in enumerate(spec.get("intervention_layers", [])):
+            if not 0 <= layer < n_layers:
+                raise ConfigError(f"models.{key}.intervention_layers[{j}]",
+                                  f"layer {layer} is outside the model (0..{n_layers - 1})")
+        layers = config["components"]["layers"]
+        for j, layer in enumerate([] if layers == "all" else layers):
+            if not 0 <= layer < n_layers:
+                raise ConfigError(f"components.layers[{j}]", f"layer {layer} is outside model "
+                                                             f"{key!r} (0..{n_layers - 1})")
+    for key in ("perplexity", "sweeps"):
+        if config[key]["seqlen"] > seqlen:
+            raise ConfigError(f"{key}.seqlen", f"{config[key]['seqlen']} exceeds sampling.seqlen "
+                                               f"({seqlen}): the windows are cut from those")
+    if config["sweeps"]["samples"] > config["sampling"]["nsamples"]:
+        raise ConfigError("sweeps.samples", f"{config['sweeps']['samples']} exceeds "
+                                            f"sampling.nsamples ({config['sampling']['nsamples']})")
 
 
 def feature3d_layers(config: dict, key: str) -> list[int]:
@@ -111,6 +127,22 @@ def feature3d_layers(config: dict, key: str) -> list[int]:
         return list(spec["feature3d_layers"])
     n = model_shape(key, spec)["n_layers"]
     return sorted({1 % n, n // 2})
+
+
+def intervention_layers(config: dict, key: str) -> list[int]:
+    """Layers of the massive-activation intervention: configured, or the middle layer."""
+    spec = config["models"][key]
+    if "intervention_layers" in spec:
+        return sorted(spec["intervention_layers"])
+    return [model_shape(key, spec)["n_layers"] // 2]
+
+
+def components(config: dict, key: str) -> list[str]:
+    """Component ablations of a model (see massact.sweeps)."""
+    from .sweeps import component_names
+
+    return component_names(model_shape(key, config["models"][key])["n_layers"],
+                           config["components"]["layers"])
 
 
 def experiments(config: dict) -> list[str]:

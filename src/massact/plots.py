@@ -251,3 +251,129 @@ def feature3d_difference(before, after, tokens, path, title: str, heads_label: s
                  f"{a1.max():,.1f} at ({token_label(tokens[t1[0]])}, dim {t1[1]}): {change:+.2f} %;"
                  f"  most changed dims: {dims_txt}", fontsize=8)
     save(fig, path, dpi)
+
+
+def components(changes_by: dict, summary, path, title: str, dpi: int = 150) -> None:
+    """Which component creates the massive activation, and at which layer.
+
+    Left and middle: for each ablated layer (rows), the change of the top-1 |x| at
+    every measured layer (columns), as log10(ablated / baseline) (0 = unchanged,
+    −1 = ten times smaller). Right: the perplexity change of each ablation (95% CI).
+    """
+    from matplotlib.colors import TwoSlopeNorm
+
+    from .analysis import change_matrix
+
+    mats = {k: change_matrix(changes_by, k) for k in ("attn", "mlp")}
+    fig = plt.figure(figsize=(13.5, 4.8))
+    gs = fig.add_gridspec(1, 5, width_ratios=[1, 1, 0.05, 0.35, 1.0], wspace=0.3)
+    axes = [fig.add_subplot(gs[0, i]) for i in (0, 1, 4)]
+    cax = fig.add_subplot(gs[0, 2])
+    vmax = 0.1
+    logs = {}
+    for kind, (abl, layers, m) in mats.items():
+        logs[kind] = np.log10(np.clip(1 + m, 1e-6, None))
+        if logs[kind].size:
+            vmax = max(vmax, float(np.nanmax(np.abs(logs[kind]))))
+    vmax = min(vmax, 6.0)
+    norm = TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
+    im = None
+    for ax, kind, name in ((axes[0], "attn", "attention"), (axes[1], "mlp", "MLP")):
+        abl, layers, _ = mats[kind]
+        if not len(abl):
+            ax.set_axis_off()
+            continue
+        im = ax.imshow(logs[kind], cmap="RdBu_r", norm=norm, aspect="auto", origin="lower",
+                       extent=(layers[0] - 0.5, layers[-1] + 0.5, -0.5, len(abl) - 0.5),
+                       interpolation="nearest")
+        ax.set_yticks(range(len(abl)))
+        ax.set_yticklabels(abl if len(abl) <= 16 else [a if i % 2 == 0 else "" for i, a in enumerate(abl)],
+                           fontsize=7)
+        ax.set_xlabel("measured layer")
+        ax.set_ylabel(f"{name} of this layer removed")
+        ax.set_title(f"{name} removed, one layer at a time", fontsize=9)
+    if im is not None:
+        cb = fig.colorbar(im, cax=cax)
+        cb.set_label("log10(top-1 |x| ablated / baseline)", fontsize=8)
+    else:
+        cax.set_axis_off()
+    ax = axes[2]
+    per = summary[summary["layer"] >= 0]
+    for kind, color, dx in (("attn", "#2471a3", -0.2), ("mlp", "#c0392b", 0.2)):
+        k = per[per["component"] == kind]
+        y = 100 * k["ppl_change"].to_numpy()
+        err = 100 * np.abs(k[["ppl_change_lo", "ppl_change_hi"]].to_numpy().T - k["ppl_change"].to_numpy())
+        ax.errorbar(k["layer"] + dx, np.maximum(y, 1e-3) if (y > 0).all() else y, yerr=err,
+                    fmt="o", ms=3, color=color, label="attention" if kind == "attn" else "MLP",
+                    elinewidth=0.8, capsize=0)
+    allr = summary[summary["layer"] < 0]
+    notes = [f"all {'heads' if r.component == 'attn' else 'MLPs'} removed: "
+             f"top-1 at layer {r.peak_layer} {100 * r.peak_change:+.1f}%, ppl {100 * r.ppl_change:+.0f}%"
+             for r in allr.itertuples()]
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlabel("layer removed")
+    ax.set_ylabel("perplexity change (%)")
+    ax.set_title("perplexity on held-out windows (95% CI)", fontsize=9)
+    ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.3, lw=0.5)
+    fig.suptitle(f"{title}: component ablations", fontsize=10, y=1.02)
+    fig.text(0.5, -0.04, "; ".join(notes), ha="center", fontsize=8)
+    save(fig, path, dpi)
+
+
+CUMULATIVE_STYLE = {"top": dict(color="#c0392b", label="top-k heads"),
+                    "bottom": dict(color="#2471a3", label="bottom-k heads"),
+                    "random": dict(color="#7f8c8d", label="random-k heads")}
+
+
+def cumulative(rows, path, title: str, dpi: int = 150) -> None:
+    """Change of the peak top-1 |x| and of the perplexity against the number of heads removed."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, col, label in ((axes[0], "peak_change", "change of the massive activation (%)"),
+                           (axes[1], "ppl_change", "perplexity change (%)")):
+        for kind, st in CUMULATIVE_STYLE.items():
+            d = rows[rows["kind"] == kind]
+            if not len(d):
+                continue
+            if kind == "random":
+                g = d.groupby("k")
+                k = g[col].mean().index.to_numpy()
+                ax.fill_between(k, 100 * g[f"{col}_lo"].min(), 100 * g[f"{col}_hi"].max(),
+                                color=st["color"], alpha=0.2, lw=0)
+                ax.plot(k, 100 * g[col].mean(), marker="o", ms=3, lw=1.4,
+                        label=f"{st['label']} (mean of {d['seed'].nunique()} seeds)", color=st["color"])
+            else:
+                ax.errorbar(d["k"], 100 * d[col],
+                            yerr=100 * np.abs(d[[f"{col}_lo", f"{col}_hi"]].to_numpy().T - d[col].to_numpy()),
+                            marker="o", ms=3, lw=1.4, capsize=2, **st)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=1.0)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xlabel("heads removed (k)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both", lw=0.5)
+    axes[0].set_title("peak-layer top-1 |x| (95% CI over samples)", fontsize=9)
+    axes[1].set_title("held-out perplexity (95% CI over windows)", fontsize=9)
+    axes[0].legend(frameon=False, fontsize=8)
+    total = int(rows["k"].max())
+    fig.suptitle(f"{title}: cumulative head pruning, up to all {total} heads", fontsize=10)
+    save(fig, path, dpi)
+
+
+def models_layerwise(summaries: dict, path, dpi: int = 150) -> None:
+    """Top-1 / median |x| per layer of every model, depth normalized."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, s) in enumerate(summaries.items()):
+        n = len(s)
+        x = s["layer"].to_numpy() / max(n - 1, 1)
+        ax.plot(x, s["ratio"], marker="o", ms=3, lw=1.5, color=colors[i % len(colors)],
+                label=f"{name} ({n} layers)")
+    ax.set_yscale("log")
+    ax.set_xlabel("relative depth (layer / last layer)")
+    ax.set_ylabel("top-1 |x| / median |x|")
+    ax.set_title("Massive activations across models (mean over samples)", fontsize=10)
+    ax.grid(alpha=0.3, which="both", lw=0.5)
+    ax.legend(frameon=False, fontsize=8)
+    save(fig, path, dpi)

@@ -302,8 +302,13 @@ def check_shape(key: str, spec: dict, model) -> None:
                             f"has {got}; fix models.{key}.{name} in the config")
 
 
-def load_model(model_dir, device: str = "cpu", attn_implementation: str = "sdpa"):
-    """Load a materialized model directory: ``(model, tokenizer)``, float32, eval mode."""
+def load_model(model_dir, device: str = "cpu", attn_implementation: str = "sdpa",
+               tokenizer: bool = True):
+    """Load a materialized model directory: ``(model, tokenizer)``, float32, eval mode.
+
+    ``tokenizer=False`` skips the tokenizer (None instead; Gemma-3's takes seconds) for
+    jobs that never decode a token.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -314,7 +319,7 @@ def load_model(model_dir, device: str = "cpu", attn_implementation: str = "sdpa"
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
                                                  use_safetensors=True,
                                                  attn_implementation=attn_implementation)
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok = AutoTokenizer.from_pretrained(str(model_dir)) if tokenizer else None
     model.eval().requires_grad_(False)
     return model.to(device), tok
 

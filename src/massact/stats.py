@@ -21,6 +21,7 @@ LAYER_STATS_SCHEMA = pa.schema([
     ("layer", pa.int16()),
     ("rank", pa.int16()),          # 1 = largest |x|
     ("value", pa.float32()),       # |x| of this entry
+    ("x", pa.float32()),           # the entry itself, sign included
     ("token_pos", pa.int32()),
     ("token_id", pa.int32()),
     ("token_text", pa.string()),
@@ -31,12 +32,14 @@ LAYER_STATS_SCHEMA = pa.schema([
 
 
 def reduce_layer(x: torch.Tensor, k: int):
-    """(values, token positions, dims, median, mean) of |x| for one (tokens, hidden) tensor."""
-    a = x.detach().to(torch.float32).abs()
+    """(values, token positions, dims, median, mean, signed values) of |x| for one
+    (tokens, hidden) tensor."""
+    signed = x.detach().to(torch.float32)
+    a = signed.abs()
     hidden = a.shape[-1]
     flat = a.reshape(-1)
     vals, idx = torch.topk(flat, min(k, flat.numel()))
-    return vals, idx // hidden, idx % hidden, flat.median(), flat.mean()
+    return vals, idx // hidden, idx % hidden, flat.median(), flat.mean(), signed.reshape(-1)[idx]
 
 
 def _block_output(output):
@@ -89,14 +92,16 @@ class StatsRecorder:
     def collect(self, sample: int, ids_list: list[int]) -> None:
         c = self.cols
         for layer in range(self.arch.n_layers):
-            vals, pos, dims, med, mean = (t.cpu() for t in self.current[layer])
+            vals, pos, dims, med, mean, xs = (t.cpu() for t in self.current[layer])
             med, mean = float(med), float(mean)
-            for r, (v, p, d) in enumerate(zip(vals.tolist(), pos.tolist(), dims.tolist()), start=1):
+            for r, (v, p, d, xv) in enumerate(zip(vals.tolist(), pos.tolist(), dims.tolist(),
+                                                  xs.tolist()), start=1):
                 tid = ids_list[p]
                 c["sample"].append(sample)
                 c["layer"].append(layer)
                 c["rank"].append(r)
                 c["value"].append(v)
+                c["x"].append(xv)
                 c["token_pos"].append(p)
                 c["token_id"].append(tid)
                 c["token_text"].append(self.text(tid))

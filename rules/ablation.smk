@@ -1,0 +1,265 @@
+# Ablation beyond single head sets: whole components removed layer by layer, many
+# heads removed cumulatively, and the massive activations themselves set to zero or
+# their mean. Sweeps run on the sweep windows (first analysis windows, cut short)
+# against one shared baseline pass; every run also scores the held-out windows.
+
+
+rule sweep_baseline:
+    input:
+        model=model_dir,
+        samples="results/{model}/samples.parquet",
+        code=lib("forward", "stats", "arch", "sweeps"),
+    output:
+        windows="results/{model}/sweeps/windows.parquet",
+        stats="results/{model}/sweeps/baseline_stats.parquet",
+    log:
+        f"{LOGS}/sweep_baseline/{{model}}.log",
+    benchmark:
+        f"{BENCH}/sweep_baseline/{{model}}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=mem_model,
+        gpu=GPU,
+        runtime=30,
+    params:
+        samples=config["sweeps"]["samples"],
+        seqlen=config["sweeps"]["seqlen"],
+        topk=config["extraction"]["topk"],
+        device=config["device"],
+    script:
+        "../scripts/sweep_baseline.py"
+
+
+# One job per model runs all its component ablations (their number depends on the
+# model's depth): one model load instead of one per ablation.
+for _model in MODELS:
+
+    rule:
+        name:
+            f"component_ablations_{rule_suffix(_model)}"
+        input:
+            model=f"resources/models/{_model}",
+            windows=f"results/{_model}/sweeps/windows.parquet",
+            baseline=f"results/{_model}/sweeps/baseline_stats.parquet",
+            heldout=f"results/{_model}/heldout.parquet",
+            code=lib(
+                "ablation",
+                "forward",
+                "stats",
+                "arch",
+                "analysis",
+                "perplexity",
+                "sweeps",
+            ),
+        output:
+            changes=component_files(_model, "components/{a}/changes.parquet"),
+            ppl=component_files(_model, "perplexity/components_{a}.parquet"),
+        log:
+            f"{LOGS}/component_ablations/{_model}.log",
+        benchmark:
+            f"{BENCH}/component_ablations/{_model}.tsv"
+        conda:
+            ENV
+        threads: workflow.cores
+        resources:
+            mem_mb=lambda wc, attempt, m=_model: model_mem_mb(m) * attempt,
+            gpu=GPU,
+            runtime=240,
+        params:
+            ablations=COMPONENTS[_model],
+            topk=config["extraction"]["topk"],
+            bootstrap=config["heads"]["bootstrap"],
+            seed=config["heads"]["seed"],
+            device=config["device"],
+        script:
+            "../scripts/component_ablations.py"
+
+
+rule components_figure:
+    input:
+        changes=lambda wc: component_files(wc.model, "components/{a}/changes.parquet"),
+        ppl=lambda wc: component_files(wc.model, "perplexity/components_{a}.parquet"),
+        ppl_baseline="results/{model}/perplexity/baseline.parquet",
+        code=lib("plots", "perplexity"),
+    output:
+        report(
+            "results/{model}/figures/components.png",
+            caption="../report/components.rst",
+            category="{model}",
+            subcategory="4 components",
+        ),
+    log:
+        f"{LOGS}/components_figure/{{model}}.log",
+    benchmark:
+        f"{BENCH}/components_figure/{{model}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        ablations=lambda wc: COMPONENTS[wc.model],
+        bootstrap=config["heads"]["bootstrap"],
+        seed=config["heads"]["seed"],
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/components_figure.py"
+
+
+rule components_table:
+    input:
+        changes=lambda wc: component_files(wc.model, "components/{a}/changes.parquet"),
+        ppl=lambda wc: component_files(wc.model, "perplexity/components_{a}.parquet"),
+        ppl_baseline="results/{model}/perplexity/baseline.parquet",
+        code=lib("analysis", "perplexity"),
+    output:
+        csv="results/{model}/tables/components.csv",
+        md=report(
+            "results/{model}/tables/components.md",
+            caption="../report/components_table.rst",
+            category="{model}",
+            subcategory="4 components",
+        ),
+    log:
+        f"{LOGS}/components_table/{{model}}.log",
+    benchmark:
+        f"{BENCH}/components_table/{{model}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        ablations=lambda wc: COMPONENTS[wc.model],
+        bootstrap=config["heads"]["bootstrap"],
+        seed=config["heads"]["seed"],
+    script:
+        "../scripts/components_table.py"
+
+
+rule intervention:
+    input:
+        model=model_dir,
+        heldout="results/{model}/heldout.parquet",
+        stats="results/{model}/activations/layer_stats.parquet",
+        baseline="results/{model}/perplexity/baseline.parquet",
+        code=lib("intervention", "perplexity", "arch", "analysis"),
+    output:
+        expand(
+            "results/{{model}}/intervention/{{layer}}_{mode}.parquet",
+            mode=config["intervention"]["modes"],
+        ),
+    log:
+        f"{LOGS}/intervention/{{model}}_{{layer}}.log",
+    benchmark:
+        f"{BENCH}/intervention/{{model}}_{{layer}}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=mem_model,
+        gpu=GPU,
+        runtime=60,
+    params:
+        modes=config["intervention"]["modes"],
+        ratio=config["massive"]["ratio_threshold"],
+        abs=config["massive"]["abs_threshold"],
+        seed=config["intervention"]["seed"],
+        bootstrap=config["heads"]["bootstrap"],
+        device=config["device"],
+    script:
+        "../scripts/intervention.py"
+
+
+rule intervention_table:
+    input:
+        lambda wc: intervention_files(wc.model),
+        code=lib("analysis"),
+    output:
+        csv="results/{model}/tables/intervention.csv",
+        md=report(
+            "results/{model}/tables/intervention.md",
+            caption="../report/intervention.rst",
+            category="{model}",
+            subcategory="5 intervention",
+        ),
+    log:
+        f"{LOGS}/intervention_table/{{model}}.log",
+    benchmark:
+        f"{BENCH}/intervention_table/{{model}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/intervention_table.py"
+
+
+rule cumulative_pruning:
+    input:
+        model=model_dir,
+        windows="results/{model}/sweeps/windows.parquet",
+        baseline="results/{model}/sweeps/baseline_stats.parquet",
+        heldout="results/{model}/heldout.parquet",
+        ppl="results/{model}/perplexity/baseline.parquet",
+        scores="results/{model}/heads/scores.parquet",
+        means=head_means_input,
+        code=lib(
+            "ablation", "forward", "stats", "arch", "analysis", "perplexity", "sweeps"
+        ),
+    output:
+        "results/{model}/cumulative/pruning.parquet",
+    log:
+        f"{LOGS}/cumulative_pruning/{{model}}.log",
+    benchmark:
+        f"{BENCH}/cumulative_pruning/{{model}}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=mem_model,
+        gpu=GPU,
+        runtime=240,
+    params:
+        k=config["cumulative"]["k"],
+        seeds=config["cumulative"]["seeds"],
+        mode=config["pruning"]["mode"],
+        topk=config["extraction"]["topk"],
+        bootstrap=config["heads"]["bootstrap"],
+        seed=config["heads"]["seed"],
+        device=config["device"],
+    script:
+        "../scripts/cumulative_pruning.py"
+
+
+rule cumulative_figure:
+    input:
+        rows="results/{model}/cumulative/pruning.parquet",
+        code=lib("plots"),
+    output:
+        report(
+            "results/{model}/figures/cumulative_pruning.png",
+            caption="../report/cumulative_pruning.rst",
+            category="{model}",
+            subcategory="3 pruning",
+        ),
+    log:
+        f"{LOGS}/cumulative_figure/{{model}}.log",
+    benchmark:
+        f"{BENCH}/cumulative_figure/{{model}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/cumulative_figure.py"

@@ -1,0 +1,62 @@
+# Across models: every configured model on one figure and one table. The HTML report
+# (snakemake --report results/report.html) gathers every figure and table marked
+# report(...) in the stage files, with the captions of report/*.rst.
+
+
+rule models_layerwise:
+    input:
+        expand("results/{model}/tables/layerwise.csv", model=MODELS),
+        code=lib("plots"),
+    output:
+        report(
+            "results/figures/models_layerwise.png",
+            caption="../report/models_layerwise.rst",
+            category="all models",
+        ),
+    log:
+        f"{LOGS}/models_layerwise.log",
+    benchmark:
+        f"{BENCH}/models_layerwise.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        models=MODELS,
+        dpi=config["figures"]["dpi"],
+    script:
+        "../scripts/models_layerwise.py"
+
+
+rule models_table:
+    input:
+        layerwise=expand("results/{model}/tables/layerwise.csv", model=MODELS),
+        massive=expand("results/{model}/tables/massive.csv", model=MODELS),
+        heads=expand("results/{model}/tables/heads_top.csv", model=MODELS),
+        pruning=expand("results/{model}/tables/pruning_summary.csv", model=MODELS),
+        components=expand("results/{model}/tables/components.csv", model=MODELS),
+        intervention=expand("results/{model}/tables/intervention.csv", model=MODELS),
+        code=lib("analysis"),
+    output:
+        csv="results/tables/models.csv",
+        md=report(
+            "results/tables/models.md",
+            caption="../report/models_table.rst",
+            category="all models",
+        ),
+    log:
+        f"{LOGS}/models_table.log",
+    benchmark:
+        f"{BENCH}/models_table.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        models=MODELS,
+    script:
+        "../scripts/models_table.py"

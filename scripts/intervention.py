@@ -1,0 +1,35 @@
+"""Rule intervention: at one layer, set the massive activations (and, as a control, as
+many ordinary entries) to zero or to their mean; perplexity on the held-out windows."""
+
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
+from massact.arch import adapt
+from massact.intervention import intervene, intervention_table, massive_dim_means
+from massact.io import read_parquet, write_parquet
+from massact.perplexity import run_ppl
+from massact.runtime import resolve_device, rule_context
+from massact.sampling import windows_tensor
+from massact.sources import load_model
+
+with rule_context(snakemake):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    p = sm.params
+    layer = int(sm.wildcards.layer)
+    device = resolve_device(p.device)
+    model, _ = load_model(sm.input.model, device, tokenizer=False)
+    hidden = model.config.hidden_size
+    heldout = windows_tensor(read_parquet(sm.input.heldout))
+    base = read_parquet(sm.input.baseline)
+    means, by_dim = massive_dim_means(read_parquet(sm.input.stats), layer, p.ratio, p.abs, hidden)
+    print(f"layer {layer}: massive dims in the analysis samples "
+          f"{dict(zip(by_dim['dim'].tolist(), by_dim['mean'].round(1).tolist()))}")
+    for mode, out in zip(p.modes, sm.output):
+        runs, counts = {}, {}
+        for cond in ("massive", "control"):
+            with intervene(model, layer, mode, cond, p.ratio, p.abs, dim_means=means,
+                           seed=p.seed) as changed:
+                runs[cond] = run_ppl(model, heldout, f"{cond} {mode}", p.bootstrap, p.seed, device)
+            counts[cond] = changed
+            print(f"{mode} {cond}: {sum(changed)} entries changed, "
+                  f"perplexity {runs[cond]['ppl'][0].as_py():.3f}")
+        write_parquet(intervention_table(layer, mode, base, runs, counts, p.bootstrap, p.seed), out)

@@ -1,0 +1,28 @@
+"""Rule intervention_table: the paper's table, perplexity with the massive activations set
+to zero or to their mean, against as many random ordinary activations."""
+
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
+import pandas as pd
+
+from massact.analysis import to_markdown
+from massact.io import read_parquet, write_text
+from massact.runtime import rule_context
+
+with rule_context(snakemake):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    paths = [f for f in sm.input if f.endswith(".parquet")]
+    df = pd.concat([read_parquet(f).to_pandas() for f in paths]).drop(columns="window_nll")
+    write_text(df.to_csv(index=False, float_format="%.6g"), sm.output.csv)
+    show = df.copy()
+    for c in ("ppl_change", "ppl_change_lo", "ppl_change_hi"):
+        show[c] = 100 * show[c]
+    show = show.rename(columns={c: f"{c} (%)" for c in ("ppl_change", "ppl_change_lo",
+                                                        "ppl_change_hi")})
+    note = ("\nPerplexity on the held-out windows with the entries of one layer's output replaced. "
+            "massive: every entry above the config's thresholds in each window; control: as many "
+            "random ordinary entries. zero: set to 0; mean: set to the mean signed value of the "
+            "dimension's massive activations in the analysis samples (control: the dimension's "
+            "mean over the window). 95% intervals: bootstrap over windows; p_vs_baseline / "
+            "p_vs_control: two-sided paired sign-flip permutation test on the per-window mean nll.\n")
+    write_text(to_markdown(show, floatfmt="{:.3f}") + note, sm.output.md)

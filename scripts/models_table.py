@@ -1,0 +1,36 @@
+"""Rule models_table: per model, where the massive activations form, their size and
+dimensions, the top head, and the pruning, component and intervention headlines."""
+
+import _srcpath  # noqa: F401  (src/ on sys.path)
+
+import pandas as pd
+
+from massact.analysis import model_headlines, to_markdown
+from massact.io import write_text
+from massact.runtime import rule_context
+
+with rule_context(snakemake):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    i = sm.input
+    rows = []
+    for j, m in enumerate(sm.params.models):
+        lw = pd.read_csv(i.layerwise[j])
+        rows.append(model_headlines(m, lw, pd.read_csv(i.massive[j]), pd.read_csv(i.heads[j]),
+                                    pd.read_csv(i.pruning[j]), pd.read_csv(i.components[j]),
+                                    pd.read_csv(i.intervention[j]), n_layers=len(lw)))
+    table = pd.DataFrame(rows)
+    write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
+    pct = table.copy()
+    cols = [c for c in pct.columns if c.startswith(("prune_", "ppl_"))]
+    for c in cols:
+        pct[c] = 100 * pct[c]
+    pct = pct.rename(columns={c: f"{c} (%)" for c in cols})
+    note = ("\nmassive_layers: layers with an entry above the config's thresholds in any sample; "
+            "peak_top1: the largest mean top-1 |x| over layers (peak_ratio: over the median); "
+            "dims: the most frequent massive dimensions; top_head: the highest first-token "
+            "score. prune_top/bottom_change: mean top-1 change over layers when the top/bottom "
+            "head set is removed, and its perplexity change. attn/mlp_layer_most_needed: the "
+            "single layer whose removal lowers the peak-layer top-1 most. ppl_zero/mean_massive: "
+            "perplexity change with the massive activations set to zero / their mean at the "
+            "first intervention layer. Intervals and tests: the per-model tables.\n")
+    write_text(to_markdown(pct, floatfmt="{:,.2f}") + note, sm.output.md)

@@ -1,0 +1,156 @@
+"""Setting the massive activations themselves to zero or to their mean (Sun et al., §3).
+
+At one layer (the output of one decoder block) and in every window, the entries
+that are *massive* by the config's definition (|x| > ratio × the window's layer
+median and > abs) are replaced:
+
+- ``zero``: by 0;
+- ``mean``: by the mean signed value of the massive activations of the same
+  feature dimension over the analysis samples (0 for a dimension never seen).
+
+The control changes the same number of entries per window, drawn at random
+(seeded) among the ordinary, non-massive entries: to 0, or (``mean``) to the
+mean of their feature dimension over the window's tokens.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from .arch import adapt
+from .errors import UserError
+
+MODES = ("zero", "mean")
+CONDITIONS = ("massive", "control")
+
+
+def massive_mask(x: torch.Tensor, ratio: float, abs_threshold: float) -> torch.Tensor:
+    """Boolean mask of the massive entries of one window's (tokens, hidden) activations."""
+    a = x.detach().to(torch.float32).abs()
+    med = a.reshape(-1).median()
+    return (a > ratio * med) & (a > abs_threshold)
+
+
+def control_mask(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """As many entries as ``mask`` holds, drawn at random among the entries outside it."""
+    n = int(mask.sum())
+    free = (~mask).reshape(-1).nonzero().squeeze(1)
+    pick = free[torch.randperm(free.numel(), generator=generator)[:n].to(free.device)]
+    out = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)
+    out[pick] = True
+    return out.view_as(mask)
+
+
+def replace(x: torch.Tensor, mask: torch.Tensor, mode: str,
+            dim_means: torch.Tensor | None = None) -> torch.Tensor:
+    """A copy of ``x`` (tokens, hidden) with the masked entries replaced.
+
+    ``mode="mean"`` takes the value of each entry's feature dimension from
+    ``dim_means`` (hidden,), or, if None, the dimension's mean over the tokens.
+    """
+    y = x.clone()
+    if mode == "zero":
+        y[mask] = 0
+        return y
+    fill = dim_means if dim_means is not None else x.float().mean(0)
+    y[mask] = fill.to(x.dtype).to(x.device).expand_as(x)[mask]
+    return y
+
+
+def massive_dim_means(stats: pa.Table, layer: int, ratio: float, abs_threshold: float,
+                      hidden: int) -> tuple[torch.Tensor, pd.DataFrame]:
+    """Per feature dimension, the mean signed value of the massive entries at ``layer``
+    among the analysis samples' top-k (0 where none); and the table of those means."""
+    df = stats.to_pandas()
+    df = df[(df["layer"] == layer) & (df["value"] > ratio * df["median"])
+            & (df["value"] > abs_threshold)]
+    by_dim = df.groupby("dim")["x"].agg(["mean", "count"]).reset_index()
+    means = torch.zeros(hidden)
+    for d, m in zip(by_dim["dim"], by_dim["mean"]):
+        means[int(d)] = float(m)
+    return means, by_dim
+
+
+@contextmanager
+def intervene(model, layer: int, mode: str, condition: str, ratio: float, abs_threshold: float,
+              dim_means: torch.Tensor | None = None, seed: int = 0):
+    """Replace the massive (or, ``condition="control"``, as many ordinary) entries of
+    layer ``layer`` in every forward pass; yields a list that receives the number of
+    entries changed in each window."""
+    if mode not in MODES:
+        raise UserError(f"intervention mode must be one of {MODES}, not {mode!r}")
+    if condition not in CONDITIONS:
+        raise UserError(f"intervention condition must be one of {CONDITIONS}")
+    if mode == "mean" and condition == "massive" and dim_means is None:
+        raise UserError("mean intervention needs the massive activations' mean values")
+    arch = adapt(model)
+    if not 0 <= layer < arch.n_layers:
+        raise UserError(f"intervention layer {layer} is outside the model (0..{arch.n_layers - 1})")
+    counts: list[int] = []
+    gen = torch.Generator().manual_seed(seed)
+
+    def hook(module, args, output):
+        h = output[0] if isinstance(output, tuple) else output
+        rows = []
+        for x in h:  # one window at a time: the median is per window
+            mask = massive_mask(x, ratio, abs_threshold)
+            if condition == "control":
+                mask = control_mask(mask, gen)
+            counts.append(int(mask.sum()))
+            rows.append(replace(x, mask, mode, dim_means if condition == "massive" else None))
+        y = torch.stack(rows)
+        return (y, *output[1:]) if isinstance(output, tuple) else y
+
+    handle = arch.blocks[layer].register_forward_hook(hook)
+    try:
+        yield counts
+    finally:
+        handle.remove()
+
+
+INTERVENTION_SCHEMA = pa.schema([
+    ("layer", pa.int16()),
+    ("mode", pa.string()),
+    ("condition", pa.string()),        # baseline | massive | control
+    ("n_windows", pa.int32()),
+    ("entries_per_window", pa.float64()),   # mean number of entries changed
+    ("ppl", pa.float64()),
+    ("ppl_lo", pa.float64()),
+    ("ppl_hi", pa.float64()),
+    ("ppl_change", pa.float64()),      # relative to the baseline, same windows
+    ("ppl_change_lo", pa.float64()),
+    ("ppl_change_hi", pa.float64()),
+    ("p_vs_baseline", pa.float64()),   # sign-flip permutation test over windows
+    ("p_vs_control", pa.float64()),    # massive vs control, same test
+    ("window_nll", pa.list_(pa.float64())),
+])
+
+
+def intervention_table(layer: int, mode: str, base: pa.Table, runs: dict[str, pa.Table],
+                       counts: dict[str, list[int]], n_boot: int, seed: int) -> pa.Table:
+    """Rows baseline, massive, control for one layer and mode."""
+    from .analysis import paired_permutation_p
+    from .perplexity import compare, window_values
+
+    rows = []
+    for cond, t in [("baseline", base), *runs.items()]:
+        r = t.to_pylist()[0]
+        c = compare(base, t, n_boot, seed)
+        row = {"layer": layer, "mode": mode, "condition": cond, "n_windows": r["n_windows"],
+               "entries_per_window": float(np.mean(counts[cond])) if cond in counts else 0.0,
+               "ppl": r["ppl"], "ppl_lo": r["ppl_lo"], "ppl_hi": r["ppl_hi"],
+               "ppl_change": c["ppl_change"], "ppl_change_lo": c["ppl_change_lo"],
+               "ppl_change_hi": c["ppl_change_hi"],
+               "p_vs_baseline": c["ppl_p"] if cond != "baseline" else float("nan"),
+               "p_vs_control": float("nan"), "window_nll": r["window_nll"]}
+        rows.append(row)
+    if "massive" in runs and "control" in runs:
+        mn, mt = window_values(runs["massive"])
+        cn, _ = window_values(runs["control"])
+        rows[1]["p_vs_control"] = paired_permutation_p(mn / mt - cn / mt, seed=seed)
+    return pa.Table.from_pylist(rows, schema=INTERVENTION_SCHEMA)

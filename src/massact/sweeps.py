@@ -1,0 +1,148 @@
+"""Many-run sweeps: component ablations and cumulative head pruning.
+
+A sweep runs the model once per configuration on the *sweep windows* (the
+first ``sweeps.samples`` analysis windows cut to their first ``sweeps.seqlen``
+tokens; their baseline statistics come from one pass, rule sweep_baseline) and
+on the held-out perplexity windows. Causal attention makes a window's prefix
+see exactly what it saw in the full window, so the first-token massive
+activations are the same as in the analysis; the median covers fewer tokens.
+
+Components (names are stable file names):
+  ``attn-all`` / ``mlp-all``   every attention sublayer / every MLP removed;
+  ``attn-<l>`` / ``mlp-<l>``   the attention / the MLP of block l removed.
+
+Cumulative pruning removes the k highest-scoring heads (``top``), the k lowest
+(``bottom``) or k random heads (``random``, one nested order per seed: the
+random k-set grows with k), for each k of a grid; identical head sets run once.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .ablation import ablate_components, ablate_heads
+from .analysis import bootstrap_ci, paired
+from .errors import UserError
+
+KINDS = ("top", "bottom", "random")
+
+
+def component_names(n_layers: int, layers: list[int] | str = "all") -> list[str]:
+    layers = range(n_layers) if layers == "all" else sorted(layers)
+    return (["attn-all", "mlp-all"] + [f"attn-{l}" for l in layers]
+            + [f"mlp-{l}" for l in layers])
+
+
+def component_layers(name: str, n_layers: int) -> dict[str, list[int]]:
+    """``{"attn_layers": [...], "mlp_layers": [...]}`` removed by a component ablation."""
+    kind, _, which = name.partition("-")
+    if kind not in ("attn", "mlp") or not which:
+        raise UserError(f"unknown component ablation {name!r} (attn-all, mlp-all, attn-<l>, mlp-<l>)")
+    layers = list(range(n_layers)) if which == "all" else [int(which)]
+    return {f"{kind}_layers": layers}
+
+
+def ablate(model, name: str, n_layers: int):
+    return ablate_components(model, **component_layers(name, n_layers))
+
+
+def truncate(samples: pa.Table, n: int, seqlen: int) -> pa.Table:
+    """The first ``n`` windows of a samples table, cut to their first ``seqlen`` tokens."""
+    if n > samples.num_rows:
+        raise UserError(f"{n} sweep windows asked, the samples table has {samples.num_rows}")
+    t = samples.slice(0, n)
+    ids = [row[:seqlen] for row in t.column("input_ids").to_pylist()]
+    return t.set_column(t.schema.get_field_index("input_ids"), "input_ids",
+                        pa.array(ids, pa.list_(pa.int32())))
+
+
+def ks_grid(ks: list, total: int) -> list[int]:
+    """The grid's k values (``"all"`` = every head), capped at ``total``, sorted, unique."""
+    return sorted({total if k == "all" else min(int(k), total) for k in ks})
+
+
+def cumulative_sets(scores: pd.DataFrame, ks: list, seeds: list[int]) -> list[dict]:
+    """One entry per (kind, seed, k): its heads, sorted; ``seed`` is -1 for top and bottom."""
+    ranked = scores.sort_values(["score", "layer", "head"], ascending=[False, True, True])
+    order = {"top": ranked, "bottom": ranked.iloc[::-1]}
+    allh = scores.sort_values(["layer", "head"]).reset_index(drop=True)
+    for s in seeds:
+        order[("random", s)] = allh.iloc[np.random.default_rng(s).permutation(len(allh))]
+    out = []
+    for key, frame in order.items():
+        kind, seed = (key, -1) if isinstance(key, str) else key
+        for k in ks_grid(ks, len(scores)):
+            picked = frame.head(k)
+            heads = sorted([int(l), int(h)] for l, h in zip(picked["layer"], picked["head"]))
+            out.append({"kind": kind, "seed": seed, "k": k, "heads": heads})
+    return out
+
+
+def head_set_key(heads: list[list[int]]) -> str:
+    return ";".join(f"{l}.{h}" for l, h in heads)
+
+
+def peak_top1(stats: pa.Table) -> pd.Series:
+    """Per sample: the largest top-1 |x| over layers (the model's massive activation)."""
+    df = stats.to_pandas()
+    return df[df["rank"] == 1].groupby("sample")["value"].max().sort_index()
+
+
+def run_configs(model, tokenizer, windows, heldout, configs: dict, *, k: int, n_boot: int,
+                seed: int, device: str, contexts) -> dict:
+    """Run each configuration (name → anything ``contexts(name)`` turns into a context
+    manager); return ``{name: (layer_stats, perplexity table)}``."""
+    from .forward import analyse
+    from .perplexity import run_ppl
+
+    out = {}
+    for i, name in enumerate(configs):
+        label = name if len(name) < 24 else f"run {i + 1}/{len(configs)}"
+        with contexts(name) if contexts else nullcontext():
+            stats = analyse(model, tokenizer, windows, k=k, heads=False, device=device,
+                            desc=label)["layer_stats"]
+            ppl = run_ppl(model, heldout, label, n_boot, seed, device=device)
+        out[name] = (stats, ppl)
+    return out
+
+
+def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, results: dict,
+                    n_boot: int, seed: int) -> pd.DataFrame:
+    """Per (kind, seed, k): change of the peak top-1 and of the layer-averaged top-1
+    (paired bootstrap 95% CIs over samples), and the perplexity and its change."""
+    from .perplexity import compare
+
+    base_peak = peak_top1(baseline).to_numpy()
+    rows = []
+    for s in sets:
+        stats, ppl = results[head_set_key(s["heads"])]
+        peak = peak_top1(stats).to_numpy()
+        pair = np.stack([base_peak, peak], -1)
+        lo, hi = bootstrap_ci(pair, n_boot, seed,
+                              stat=lambda v, axis: v[..., 1].mean(axis) / v[..., 0].mean(axis) - 1)
+        b, p = paired(baseline, stats)
+        per = (p["top1"] / b["top1"] - 1).groupby(level="sample").mean().to_numpy()
+        mlo, mhi = bootstrap_ci(per, n_boot, seed)
+        r = ppl.to_pylist()[0]
+        rows.append({"kind": s["kind"], "seed": s["seed"], "k": s["k"],
+                     "peak_top1": float(peak.mean()), "baseline_peak_top1": float(base_peak.mean()),
+                     "peak_change": float(peak.mean() / base_peak.mean() - 1),
+                     "peak_change_lo": float(lo), "peak_change_hi": float(hi),
+                     "layer_change": float(per.mean()), "layer_change_lo": float(mlo),
+                     "layer_change_hi": float(mhi),
+                     "ppl": r["ppl"], "ppl_lo": r["ppl_lo"], "ppl_hi": r["ppl_hi"],
+                     **compare(base_ppl, ppl, n_boot, seed),
+                     "heads": head_set_key(s["heads"])})
+    return pd.DataFrame(rows).sort_values(["kind", "seed", "k"]).reset_index(drop=True)
+
+
+def prune_context(model, mode: str, means):
+    """name (a head-set key) → the context manager that removes those heads."""
+    def ctx(name):
+        heads = [tuple(map(int, p.split("."))) for p in name.split(";")] if name else []
+        return ablate_heads(model, heads, mode=mode, means=means)
+    return ctx
