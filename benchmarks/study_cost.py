@@ -10,18 +10,17 @@ row per ``--benchmark-repeats`` repetition), groups the rules into stages
   activations  extract_activations, prompt_features
   heads        score_heads_massive, head_*
   pruning      prune_heads, prune_prompt, pruning_*
+  perplexity   sample_heldout, perplexity_baseline
+  sweeps       sweep_baseline, component_ablations_*, cumulative_pruning, intervention
+  across       models_* (the cross-model figure and table)
   figures      *_figure(s), feature3d_*, *_table (figures and tables)
   other        anything else
 
-and counts the forward passes over the analysis windows that the run made
-against the minimum its outputs need:
-
-  extract_activations  nsamples   (statistics, first-token head scores and head
-                                   means in one pass)
-  score_heads_massive  nsamples   (only with heads.massive_target)
-  prune_heads          nsamples   per experiment
-  minimum              nsamples × (1 + experiments) (+ nsamples with massive_target,
-                                   whose targets come from the statistics)
+and counts the forward passes the run made against the minimum its outputs need,
+in windows of three kinds: analysis (the samples), held-out (perplexity) and sweep
+(component and cumulative sweeps). Every output needs its own pass (an ablation
+changes the model), except that one baseline pass gives the statistics, the
+first-token head scores and the head means together.
 
 ``prompt_features`` and ``prune_prompt`` each run one short prompt pass; they are
 counted separately. ``nsamples`` and the window length come from each model's
@@ -53,10 +52,12 @@ STAGES = [
     ("activations", ["extract_activations", "prompt_features"]),
     ("heads", ["score_heads_massive", "head_*"]),
     ("pruning", ["prune_heads", "prune_prompt", "pruning_*"]),
+    ("perplexity", ["sample_heldout", "perplexity_baseline"]),
+    ("sweeps", ["sweep_baseline", "component_ablations_*", "cumulative_pruning", "intervention"]),
+    ("across", ["models_*"]),
     ("figures", ["*_figure", "*_figures", "feature3d_*", "*_table", "*_tables"]),
 ]
 STAGE_NAMES = [s for s, _ in STAGES] + ["other"]
-WINDOW_PASSES = {"extract_activations", "score_heads_massive", "prune_heads"}
 PROMPT_PASSES = {"prompt_features", "prune_prompt"}
 
 
@@ -139,38 +140,78 @@ def collect(results: Path, config: dict) -> list[dict]:
     return jobs
 
 
+def unique_cumulative_sets(results: Path, model: str) -> int:
+    p = results / model / "cumulative" / "pruning.parquet"
+    if not p.exists():
+        return 0
+    import pyarrow.parquet as pq
+
+    return len(set(pq.read_table(p, columns=["heads"]).column("heads").to_pylist()))
+
+
 def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
-    """Forward passes made (from the jobs that ran) and needed, per model."""
+    """Forward passes made (from the jobs that ran) and needed (by the outputs that
+    exist), per model, in windows of each kind: analysis, held-out, sweep."""
+    use_src()
+    from massact.config import components, intervention_layers
+
     exps = experiments(config)
-    massive = bool(config["heads"].get("massive_target", False))
+    modes = config.get("intervention", {}).get("modes", ["zero", "mean"])
     models = sorted({j["model"] for j in jobs if j["model"] in config["models"]} | set(config["run"]))
     out = {}
     for m in models:
         n, seqlen, src = samples_shape(results, m, config)
-        mj = [j for j in jobs if j["model"] == m]
-        made = defaultdict(int)
+        h = int(config["perplexity"]["windows"])
+        sw = int(config["sweeps"]["samples"])
+        comps = components(config, m) if m in config["run"] else []
+        cum = unique_cumulative_sets(results, m)
+        per_job = {  # rule → (analysis, held-out, sweep) windows per job
+            "extract_activations": (n, 0, 0), "score_heads_massive": (n, 0, 0),
+            "prune_heads": (n, h, 0), "perplexity_baseline": (0, h, 0),
+            "sweep_baseline": (0, 0, sw), "cumulative_pruning": (0, h * cum, sw * cum),
+            "intervention": (0, 2 * len(modes) * h, 0)}
+        made = defaultdict(lambda: [0, 0, 0])
         prompt = 0
-        for j in mj:
-            if j["rule"] in WINDOW_PASSES:
-                made[j["rule"]] += n * j["repeats"]
-            elif j["rule"] in PROMPT_PASSES:
+        for j in (j for j in jobs if j["model"] == m):
+            rule = j["rule"]
+            w = per_job.get(rule)
+            if rule.startswith("component_ablations_"):
+                w = (0, h * len(comps), sw * len(comps))
+            if w:
+                made[rule] = [a + b * j["repeats"] for a, b in zip(made[rule], w)]
+            elif rule in PROMPT_PASSES:
                 prompt += j["repeats"]
-        # outputs that exist, and the passes they need at least
         d = results / m
-        have_stats = (d / "activations" / "layer_stats.parquet").exists()
-        have_massive = (d / "heads" / "per_sample_massive.parquet").exists()
-        pruned = [e for e in exps if (d / "pruning" / e / "layer_stats.parquet").exists()]
-        need = n * (int(have_stats) + len(pruned) + int(have_massive))
-        planned_min = n * (1 + len(exps) + int(massive))
-        s_pass = sum(j["s"] for j in mj if j["rule"] in WINDOW_PASSES)
-        out[m] = {"nsamples": n, "seqlen": seqlen, "from": src,
-                  "made": dict(made), "made_total": sum(made.values()),
+        need = [0, 0, 0]
+
+        def add(cond, w):
+            if cond:
+                need[0] += w[0]
+                need[1] += w[1]
+                need[2] += w[2]
+
+        add((d / "activations" / "layer_stats.parquet").exists(), (n, 0, 0))
+        add((d / "heads" / "per_sample_massive.parquet").exists(), (n, 0, 0))
+        for e in exps:
+            add((d / "pruning" / e / "layer_stats.parquet").exists(), (n, 0, 0))
+            add((d / "perplexity" / f"pruning_{e}.parquet").exists(), (0, h, 0))
+        add((d / "perplexity" / "baseline.parquet").exists(), (0, h, 0))
+        add((d / "sweeps" / "baseline_stats.parquet").exists(), (0, 0, sw))
+        for c in comps:
+            add((d / "components" / c / "changes.parquet").exists(), (0, 0, sw))
+            add((d / "perplexity" / f"components_{c}.parquet").exists(), (0, h, 0))
+        add(cum > 0, (0, h * cum, sw * cum))
+        for layer in intervention_layers(config, m) if m in config["run"] else []:
+            for mode in modes:
+                add((d / "intervention" / f"{layer}_{mode}.parquet").exists(), (0, 2 * h, 0))
+        tokens = (seqlen, int(config["perplexity"]["seqlen"]), int(config["sweeps"]["seqlen"]))
+        total = [sum(v[i] for v in made.values()) for i in range(3)]
+        out[m] = {"nsamples": n, "seqlen": seqlen, "from": src, "tokens": tokens,
+                  "made": {k: tuple(v) for k, v in made.items()}, "made_total": total,
                   "minimum_for_outputs": need, "prompt_passes": prompt,
-                  "experiments_done": len(pruned), "experiments_planned": len(exps),
-                  "massive_target": massive, "planned_minimum": planned_min,
-                  "complete": need == planned_min,
-                  "window_pass_jobs_s": s_pass,
-                  "s_per_window_pass": s_pass / sum(made.values()) if made else None}
+                  "made_tokens": sum(a * t for a, t in zip(total, tokens)),
+                  "need_tokens": sum(a * t for a, t in zip(need, tokens)),
+                  "cumulative_sets": cum, "components": len(comps)}
     return out
 
 
@@ -222,27 +263,26 @@ def write(out: Path, jobs: list[dict], fp: dict, results: Path, config_desc: str
         cells = [f"{table[(stage, m)]['max_rss_mb']:.0f}" if (stage, m) in table else "–" for m in models]
         if any(c != "–" for c in cells):
             L.append(f"| {stage} | " + " | ".join(cells) + " |")
-    L += ["", "## Forward passes over the analysis windows", "",
-          "One window = one forward pass of `seqlen` tokens. *Made*: from the jobs that ran "
-          "(extract_activations, score_heads_massive, prune_heads). *Minimum*: what the outputs "
-          "that exist need — one pass per window for the statistics and first-token head scores, "
-          "one per window and pruning experiment, one more per window for massive-token head "
-          "scores (their targets come from the statistics). *Planned minimum*: the same for the "
-          "whole configured study.", "",
-          "| model | windows × tokens | made | minimum for outputs | made / minimum | planned minimum "
-          "| experiments done | prompt passes | s per window pass (incl. job start) |",
-          "|---|---|---|---|---|---|---|---|---|"]
+    L += ["", "## Forward passes", "",
+          "One window = one forward pass. Three kinds of window: *analysis* (the samples: "
+          "statistics, head scores, pruning), *held-out* (perplexity; never analysed) and *sweep* "
+          "(the first analysis windows cut short, for the component and cumulative sweeps). "
+          "*Made*: from the jobs that ran. *Minimum*: what the outputs that exist need: one pass "
+          "per window for the baseline statistics and head scores (one pass gives both), one per "
+          "window and pruning experiment, component ablation or distinct cumulative head set, "
+          "one per held-out window for each perplexity, two per held-out window for each "
+          "intervention file (massive and control).", "",
+          "| model | windows × tokens (analysis, held-out, sweep) | made (analysis + held-out + sweep) "
+          "| minimum for outputs | made / minimum (tokens) | components, cumulative sets | prompt passes |",
+          "|---|---|---|---|---|---|---|"]
     for m, p in fp.items():
-        ratio = f"{p['made_total'] / p['minimum_for_outputs']:.2f}" if p["minimum_for_outputs"] else "–"
-        made = " + ".join(f"{v} {k}" for k, v in p["made"].items()) or "0"
-        sp = f"{p['s_per_window_pass']:.2f}" if p["s_per_window_pass"] else "–"
-        L.append(f"| {m} | {p['nsamples']} × {p['seqlen']} ({p['from']}) | {p['made_total']} "
-                 f"({made}) | {p['minimum_for_outputs']} | {ratio} | {p['planned_minimum']} | "
-                 f"{p['experiments_done']}/{p['experiments_planned']} | {p['prompt_passes']} | {sp} |")
-    incomplete = [m for m, p in fp.items() if not p["complete"]]
-    if incomplete:
-        L += ["", f"Partial run: {', '.join(incomplete)} lack outputs of the configured study "
-                  "(the minimum counts only the outputs that exist)."]
+        t = p["tokens"]
+        made, need = p["made_total"], p["minimum_for_outputs"]
+        ratio = f"{p['made_tokens'] / p['need_tokens']:.2f}" if p["need_tokens"] else "–"
+        L.append(f"| {m} | {p['nsamples']} × {t[0]}, held-out × {t[1]}, sweep × {t[2]} | "
+                 f"{made[0]} + {made[1]} + {made[2]} | {need[0]} + {need[1]} + {need[2]} | "
+                 f"{ratio} ({p['made_tokens']:,} / {p['need_tokens']:,}) | "
+                 f"{p['components']}, {p['cumulative_sets']} | {p['prompt_passes']} |")
     (out / "study_cost.md").write_text("\n".join(L) + "\n")
 
 

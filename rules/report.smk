@@ -14,9 +14,9 @@ rule models_layerwise:
             category="all models",
         ),
     log:
-        f"{LOGS}/models_layerwise.log",
+        f"{LOGS}/models_layerwise/all.log",
     benchmark:
-        f"{BENCH}/models_layerwise.tsv"
+        f"{BENCH}/models_layerwise/all.tsv"
     conda:
         ENV
     threads: 1
@@ -47,9 +47,9 @@ rule models_table:
             category="all models",
         ),
     log:
-        f"{LOGS}/models_table.log",
+        f"{LOGS}/models_table/all.log",
     benchmark:
-        f"{BENCH}/models_table.tsv"
+        f"{BENCH}/models_table/all.tsv"
     conda:
         ENV
     threads: 1

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from massact.config import feature3d_layers, validate
+from massact.config import components, feature3d_layers, intervention_layers, validate
 from massact.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +56,14 @@ CASES = [
     (lambda c: c.update(corpus="nothing"), r"'corpus'.*unknown corpus 'nothing'"),
     (lambda c: c.update(typo=1), r"<top level>.*typo"),
     (lambda c: c["models"]["random-gpt2"].update(arch="bert"), r"models\.random-gpt2\.arch"),
+    (lambda c: c["perplexity"].update(seqlen=49), r"perplexity\.seqlen.*exceeds sampling\.seqlen"),
+    (lambda c: c["sweeps"].update(samples=5), r"sweeps\.samples.*exceeds sampling\.nsamples"),
+    (lambda c: c["models"]["random-llama"].update(intervention_layers=[4]),
+     r"models\.random-llama\.intervention_layers\[0\].*outside the model"),
+    (lambda c: c["components"].update(layers=[0, 7]), r"components\.layers\[1\].*outside model"),
+    (lambda c: c["components"].update(layers="some"), r"components\.layers"),
+    (lambda c: c["cumulative"].update(k=[0]), r"cumulative\.k\[0\]"),
+    (lambda c: c["intervention"].update(modes=["half"]), r"intervention\.modes\[0\]"),
 ]
 
 
@@ -69,3 +77,11 @@ def test_feature3d_layers_default_and_configured():
     cfg = validate(load("config.yaml", "test.yaml"))
     assert feature3d_layers(cfg, "smollm2-135m") == [2, 11]
     assert feature3d_layers(cfg, "random-gpt2") == [1, 2]
+
+
+def test_component_and_intervention_defaults():
+    cfg = validate(load("config.yaml", "test.yaml"))
+    assert components(cfg, "random-gpt2") == ["attn-all", "mlp-all", "attn-0", "attn-1", "attn-2",
+                                             "attn-3", "mlp-0", "mlp-1", "mlp-2", "mlp-3"]
+    assert intervention_layers(cfg, "random-gpt2") == [2]  # the middle layer
+    assert intervention_layers(cfg, "smollm2-135m") == [11]

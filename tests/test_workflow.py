@@ -33,8 +33,23 @@ def targets(model):
         *(f"pruning/{e}/{f}" for e in EXPERIMENTS for f in (
             "heads.yaml", "layer_stats.parquet", "head_scores.parquet", "changes.parquet")),
         *(f"figures/pruning_{e}.png" for e in EXPERIMENTS),
+        # components, perplexity, intervention, cumulative pruning
+        *(f"components/{a}/changes.parquet" for a in COMPONENTS),
+        *(f"perplexity/components_{a}.parquet" for a in COMPONENTS),
+        *(f"perplexity/pruning_{e}.parquet" for e in EXPERIMENTS),
+        "perplexity/baseline.parquet", "heldout.parquet", "sweeps/windows.parquet",
+        "sweeps/baseline_stats.parquet", "figures/components.png", "tables/components.md",
+        "tables/components.csv", "intervention/2_zero.parquet", "intervention/2_mean.parquet",
+        "tables/intervention.md", "tables/intervention.csv", "cumulative/pruning.parquet",
+        "figures/cumulative_pruning.png",
     ]
     return [f"results/{model}/{p}" for p in paths]
+
+
+# the tiny random models have 4 layers
+COMPONENTS = ["attn-all", "mlp-all", *(f"{k}-{l}" for k in ("attn", "mlp") for l in range(4))]
+ACROSS = ["results/figures/models_layerwise.png", "results/tables/models.md",
+          "results/tables/models.csv"]
 
 
 def planned(cwd, *args) -> dict[str, int]:
@@ -65,6 +80,8 @@ def test_every_target_is_built(wf):
         for t in targets(m):
             assert (wf / t).stat().st_size > 0, t
         assert (wf / f"resources/models/{m}/source.json").exists()
+    for t in ACROSS:
+        assert (wf / t).stat().st_size > 0, t
     assert (wf / "resources/corpus/test-local.parquet").exists()
     for log in (wf / "results/logs").rglob("*.log"):
         assert "Traceback" not in log.read_text(), log
@@ -78,7 +95,8 @@ def test_plot_option_reruns_only_figures(wf):
     cfg = variant(wf, "dpi.yaml", lambda c: c["figures"].update(dpi=61))
     assert planned(wf, "--configfile", cfg) == {
         "layerwise_figure": 3, "feature3d_figure": 6, "head_figures": 6, "pruning_figure": 15,
-        "pruning_overview": 3, "feature3d_compare": 6, "all": 1}
+        "pruning_overview": 3, "feature3d_compare": 6, "components_figure": 3,
+        "cumulative_figure": 3, "models_layerwise": 1, "all": 1}
 
 
 def test_threshold_reruns_only_the_massive_table(wf):
@@ -86,7 +104,7 @@ def test_threshold_reruns_only_the_massive_table(wf):
     # the massive-token head scores depend on the thresholds too
     assert planned(wf, "--configfile", cfg) == {
         "massive_table": 3, "score_heads_massive": 3, "head_scores": 3, "head_figures": 3,
-        "head_tables": 3, "all": 1}
+        "head_tables": 3, "intervention": 3, "intervention_table": 3, "models_table": 1, "all": 1}
 
 
 def test_nsamples_reruns_sampling_and_what_follows(wf):
@@ -96,7 +114,20 @@ def test_nsamples_reruns_sampling_and_what_follows(wf):
         "layerwise_table": 3, "massive_table": 3, "score_heads_massive": 3, "head_scores": 6,
         "head_figures": 6, "head_tables": 6, "head_selection": 3, "prune_heads": 15,
         "pruning_figure": 15, "pruning_summary": 3, "pruning_overview": 3, "prune_prompt": 6,
-        "feature3d_compare": 6, "all": 1}
+        "feature3d_compare": 6, "sample_heldout": 3, "perplexity_baseline": 3,
+        "sweep_baseline": 3, **COMPONENT_JOBS, "components_figure": 3, "components_table": 3,
+        "intervention": 3, "intervention_table": 3, "cumulative_pruning": 3,
+        "cumulative_figure": 3, "models_layerwise": 1, "models_table": 1, "all": 1}
+
+
+COMPONENT_JOBS = {f"component_ablations_{m.replace('-', '_')}": 1 for m in MODELS}
+
+
+def test_component_layers_rerun_only_components(wf):
+    cfg = variant(wf, "comp.yaml", lambda c: c.update(components={"layers": [0, 3]}))
+    assert planned(wf, "--configfile", cfg) == {
+        **COMPONENT_JOBS, "components_figure": 3, "components_table": 3, "models_table": 1,
+        "all": 1}
 
 
 def test_one_head_set_reruns_only_its_experiment(wf):
@@ -105,7 +136,7 @@ def test_one_head_set_reruns_only_its_experiment(wf):
     cfg = variant(wf, "pair.yaml", change)
     assert planned(wf, "--configfile", cfg) == {
         "head_selection": 3, "prune_heads": 3, "pruning_figure": 3, "pruning_summary": 3,
-        "pruning_overview": 3, "all": 1}
+        "pruning_overview": 3, "models_table": 1, "all": 1}
 
 
 def test_explicit_head_outside_model_is_a_config_error(wf):
@@ -211,3 +242,34 @@ def test_interrupted_run_resumes_with_the_same_bytes(wf, tmp_path):
     assert len(files) >= 6
     for f in files:
         assert (other / f).read_bytes() == (wf / f).read_bytes(), f
+
+
+def test_baseline_perplexity_is_independent_cross_entropy(wf):
+    """The rule's perplexity equals HF's own loss on the held-out windows, and those
+    windows share no text with the analysis samples."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    import torch
+
+    from massact.sources import load_model
+
+    for m in MODELS:
+        root = wf / "results" / m
+        held = pq.read_table(root / "heldout.parquet")
+        ids = torch.tensor(held.column("input_ids").to_pylist())
+        model, _ = load_model(wf / "resources/models" / m)
+        with torch.no_grad():
+            losses = [float(model(ids[i:i + 1], labels=ids[i:i + 1]).loss) for i in range(len(ids))]
+        got = pq.read_table(root / "perplexity/baseline.parquet").to_pylist()[0]
+        assert got["ppl"] == pytest.approx(float(np.exp(np.mean(losses))), rel=1e-5)
+        samples = pq.read_table(root / "samples.parquet")
+        key = lambda t: set(zip(t.column("doc_id").to_pylist(), t.column("start").to_pylist()))  # noqa: E731
+        assert not key(held) & key(samples)
+
+
+def test_report_gathers_every_stage(wf):
+    snakemake(wf, "--configfile", "config/test.yaml", "--report", "results/report.html")
+    html = (wf / "results/report.html").read_text(errors="replace")
+    for name in ("components.png", "cumulative_pruning.png", "intervention.md",
+                 "models_layerwise.png", "models.md", "pruning_summary.png", "layerwise.png"):
+        assert name in html, name

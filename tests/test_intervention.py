@@ -1,0 +1,122 @@
+"""The intervention changes the massive entries of one layer, and only those."""
+
+import pyarrow as pa
+import pytest
+import torch
+
+from massact.arch import adapt
+from massact.errors import UserError
+from massact.intervention import (control_mask, intervene, massive_dim_means, massive_mask,
+                                  replace)
+from massact.stats import block_hooks
+
+
+def planted(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(12, 16, generator=g)
+    x[0, 3] = 500.0
+    x[0, 7] = -300.0
+    x[5, 3] = 250.0
+    return x
+
+
+def test_massive_mask_by_definition():
+    x = planted()
+    a = x.abs()
+    med = torch.sort(a.reshape(-1)).values[(a.numel() - 1) // 2]  # the lower middle value
+    expected = (a > 100 * med) & (a > 100)
+    got = massive_mask(x, 100, 100)
+    assert torch.equal(got, expected)
+    assert got.sum() == 3 and got[0, 3] and got[0, 7] and got[5, 3]
+    assert massive_mask(x, 100, 400).sum() == 1  # the absolute threshold applies too
+
+
+def test_replace_changes_only_masked_entries():
+    x = planted()
+    mask = massive_mask(x, 100, 100)
+    z = replace(x, mask, "zero")
+    assert (z[mask] == 0).all() and torch.equal(z[~mask], x[~mask])
+    means = torch.zeros(16)
+    means[3], means[7] = 400.0, -350.0
+    m = replace(x, mask, "mean", means)
+    assert m[0, 3] == 400 and m[5, 3] == 400 and m[0, 7] == -350
+    assert torch.equal(m[~mask], x[~mask])
+    c = replace(x, mask, "mean")  # control: the dimension's mean over the tokens
+    assert c[0, 3] == pytest.approx(float(x[:, 3].mean()))
+
+
+def test_control_mask_same_count_outside():
+    x = planted()
+    mask = massive_mask(x, 100, 100)
+    ctl = control_mask(mask, torch.Generator().manual_seed(0))
+    assert ctl.sum() == mask.sum() and not (ctl & mask).any()
+    again = control_mask(mask, torch.Generator().manual_seed(0))
+    assert torch.equal(ctl, again)  # seeded
+
+
+def test_dim_means_from_layer_stats():
+    t = pa.table({"layer": [1, 1, 1, 2], "value": [500.0, 300.0, 1.0, 900.0],
+                  "x": [500.0, -300.0, 1.0, 900.0], "median": [1.0, 1.0, 1.0, 1.0],
+                  "dim": [3, 3, 4, 3]})
+    means, by_dim = massive_dim_means(t, 1, 100, 100, hidden=8)
+    assert means[3] == 100.0 and means[4] == 0 and by_dim["count"].tolist() == [2]
+
+
+def block_outputs(model, ids):
+    out = {}
+    with block_hooks(adapt(model), lambda i, h: out.__setitem__(i, h.detach().clone())), \
+            torch.no_grad():
+        model(ids)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_intervention_in_the_model(tiny, windows, mode):
+    """At the chosen layer exactly the massive entries change; earlier layers not at all."""
+    _, model, _ = tiny
+    ids = windows[:1]
+    layer = 1
+    base = block_outputs(model, ids)
+    x = base[layer][0]
+    # thresholds that make a handful of this random model's entries massive
+    ratio = float(torch.topk(x.abs().reshape(-1), 4).values[-1] / x.abs().median()) * 0.99
+    mask = massive_mask(x, ratio, 0.0)
+    assert 1 <= mask.sum() <= 6
+    means = torch.full((x.shape[-1],), 0.25)
+    with intervene(model, layer, mode, "massive", ratio, 0.0, dim_means=means) as counts:
+        got = block_outputs(model, ids)
+    assert counts == [int(mask.sum())]
+    y = got[layer][0]
+    assert torch.equal(y[~mask], x[~mask])
+    assert torch.equal(y[mask], torch.zeros_like(y[mask]) if mode == "zero"
+                       else torch.full_like(y[mask], 0.25))
+    for l in range(layer):
+        assert torch.equal(got[l], base[l])
+    assert not torch.equal(got[layer + 1], base[layer + 1])  # the change propagates
+    after = block_outputs(model, ids)  # the hook is gone
+    assert torch.equal(after[layer], base[layer])
+
+
+def test_intervention_control_in_the_model(tiny, windows):
+    _, model, _ = tiny
+    ids = windows[:1]
+    base = block_outputs(model, ids)[1][0]
+    ratio = float(torch.topk(base.abs().reshape(-1), 3).values[-1] / base.abs().median()) * 0.99
+    mask = massive_mask(base, ratio, 0.0)
+    with intervene(model, 1, "zero", "control", ratio, 0.0, seed=5) as counts:
+        y = block_outputs(model, ids)[1][0]
+    changed = y != base
+    assert counts == [int(mask.sum())]
+    assert not (changed & mask).any()              # massive entries untouched
+    assert changed.sum() <= mask.sum()             # as many entries (some may already be 0)
+    assert (y[changed] == 0).all()
+
+
+def test_intervention_errors(tiny):
+    _, model, _ = tiny
+    with pytest.raises(UserError, match="outside the model"):
+        with intervene(model, 99, "zero", "massive", 100, 100):
+            pass
+    with pytest.raises(UserError, match="mean values"):
+        with intervene(model, 0, "mean", "massive", 100, 100):
+            pass
