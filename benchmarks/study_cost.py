@@ -11,7 +11,7 @@ row per ``--benchmark-repeats`` repetition), groups the rules into stages
   heads        score_heads_massive, head_*
   pruning      prune_heads, prune_prompt, pruning_*
   perplexity   sample_heldout, perplexity_baseline
-  sweeps       sweep_baseline, component_ablations_*, cumulative_pruning, intervention
+  sweeps       sweep_baseline, component_ablations, cumulative_pruning, intervention
   across       models_* (the cross-model figure and table)
   figures      *_figure(s), feature3d_*, *_table (figures and tables)
   other        anything else
@@ -53,7 +53,7 @@ STAGES = [
     ("heads", ["score_heads_massive", "head_*"]),
     ("pruning", ["prune_heads", "prune_prompt", "pruning_*"]),
     ("perplexity", ["sample_heldout", "perplexity_baseline"]),
-    ("sweeps", ["sweep_baseline", "component_ablations_*", "cumulative_pruning", "intervention"]),
+    ("sweeps", ["sweep_baseline", "component_ablations*", "cumulative_pruning", "intervention"]),
     ("across", ["models_*"]),
     ("figures", ["*_figure", "*_figures", "feature3d_*", "*_table", "*_tables"]),
 ]
@@ -157,9 +157,8 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
 
     exps = experiments(config)
     modes = config.get("intervention", {}).get("modes", ["zero", "mean"])
-    models = sorted({j["model"] for j in jobs if j["model"] in config["models"]} | set(config["run"]))
     out = {}
-    for m in models:
+    for m in config["run"]:  # other models' results may come from another config
         n, seqlen, src = samples_shape(results, m, config)
         h = int(config["perplexity"]["windows"])
         sw = int(config["sweeps"]["samples"])
@@ -169,13 +168,14 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
             "extract_activations": (n, 0, 0), "score_heads_massive": (n, 0, 0),
             "prune_heads": (n, h, 0), "perplexity_baseline": (0, h, 0),
             "sweep_baseline": (0, 0, sw), "cumulative_pruning": (0, h * cum, sw * cum),
-            "intervention": (0, 2 * len(modes) * h, 0)}
+            # + the analysis windows up to the layer, for the massive activations' means
+            "intervention": (n, 2 * len(modes) * h, 0)}
         made = defaultdict(lambda: [0, 0, 0])
         prompt = 0
         for j in (j for j in jobs if j["model"] == m):
             rule = j["rule"]
             w = per_job.get(rule)
-            if rule.startswith("component_ablations_"):
+            if rule.startswith("component_ablations"):
                 w = (0, h * len(comps), sw * len(comps))
             if w:
                 made[rule] = [a + b * j["repeats"] for a, b in zip(made[rule], w)]
@@ -204,6 +204,7 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
         for layer in intervention_layers(config, m) if m in config["run"] else []:
             for mode in modes:
                 add((d / "intervention" / f"{layer}_{mode}.parquet").exists(), (0, 2 * h, 0))
+            add((d / "intervention" / f"{layer}_{modes[0]}.parquet").exists(), (n, 0, 0))
         tokens = (seqlen, int(config["perplexity"]["seqlen"]), int(config["sweeps"]["seqlen"]))
         total = [sum(v[i] for v in made.values()) for i in range(3)]
         out[m] = {"nsamples": n, "seqlen": seqlen, "from": src, "tokens": tokens,
@@ -271,7 +272,9 @@ def write(out: Path, jobs: list[dict], fp: dict, results: Path, config_desc: str
           "per window for the baseline statistics and head scores (one pass gives both), one per "
           "window and pruning experiment, component ablation or distinct cumulative head set, "
           "one per held-out window for each perplexity, two per held-out window for each "
-          "intervention file (massive and control).", "",
+          "intervention file (massive and control), and one per analysis window and "
+          "intervention layer for the massive activations' means (those passes stop at the "
+          "layer; counted here as whole passes).", "",
           "| model | windows × tokens (analysis, held-out, sweep) | made (analysis + held-out + sweep) "
           "| minimum for outputs | made / minimum (tokens) | components, cumulative sets | prompt passes |",
           "|---|---|---|---|---|---|---|"]

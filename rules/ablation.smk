@@ -8,7 +8,7 @@ rule sweep_baseline:
     input:
         model=model_dir,
         samples="results/{model}/samples.parquet",
-        code=lib("forward", "stats", "arch", "sweeps"),
+        code=lib("forward", "stats", "arch", "sampling"),
     output:
         windows="results/{model}/sweeps/windows.parquet",
         stats="results/{model}/sweeps/baseline_stats.parquet",
@@ -145,7 +145,7 @@ rule intervention:
     input:
         model=model_dir,
         heldout="results/{model}/heldout.parquet",
-        stats="results/{model}/activations/layer_stats.parquet",
+        samples="results/{model}/samples.parquet",
         baseline="results/{model}/perplexity/baseline.parquet",
         code=lib("intervention", "perplexity", "arch", "analysis"),
     output:

@@ -52,7 +52,7 @@ rule sample_heldout:
     input:
         corpus=f"resources/corpus/{CORPUS}.parquet",
         model=model_dir,
-        code=lib("sampling", "sweeps"),
+        code=lib("sampling"),
     output:
         "results/{model}/heldout.parquet",
     log:

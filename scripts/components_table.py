@@ -27,8 +27,8 @@ with rule_context(snakemake):  # noqa: F821
     pct = pct.rename(columns={c: f"{c} (%)" for c in cols})
     base_ppl = base["ppl"][0].as_py()
     note = (f"\nBaseline perplexity {base_ppl:.3f} on the held-out windows. layer -1: every layer "
-            "at once. peak_change: change of the top-1 |x| at the layer where the baseline's top-1 "
-            "is largest (peak_layer); last_change: at the last layer; max_change: the largest "
+            "at once. change_at_peak: change of the top-1 |x| at the layer where the baseline's "
+            "top-1 is largest (peak_layer); change_at_last: at the last layer; max_change: the largest "
             "change over layers. 95% intervals: paired percentile bootstrap over the sweep "
             "windows (changes) and the held-out windows (perplexity); ppl_p: two-sided paired "
             "sign-flip permutation test over windows on the per-window mean nll.\n")

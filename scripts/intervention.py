@@ -17,12 +17,13 @@ with rule_context(snakemake):  # noqa: F821
     layer = int(sm.wildcards.layer)
     device = resolve_device(p.device)
     model, _ = load_model(sm.input.model, device, tokenizer=False)
-    hidden = model.config.hidden_size
     heldout = windows_tensor(read_parquet(sm.input.heldout))
     base = read_parquet(sm.input.baseline)
-    means, by_dim = massive_dim_means(read_parquet(sm.input.stats), layer, p.ratio, p.abs, hidden)
-    print(f"layer {layer}: massive dims in the analysis samples "
-          f"{dict(zip(by_dim['dim'].tolist(), by_dim['mean'].round(1).tolist()))}")
+    means, counts = massive_dim_means(model, windows_tensor(read_parquet(sm.input.samples)), layer,
+                                      p.ratio, p.abs, device)
+    top = counts.argsort(descending=True)[:5].tolist()
+    print(f"layer {layer}: {int((counts > 0).sum())} dims massive in the analysis samples; "
+          f"most often: {[(d, int(counts[d]), round(float(means[d]), 1)) for d in top]}")
     for mode, out in zip(p.modes, sm.output):
         runs, counts = {}, {}
         for cond in ("massive", "control"):

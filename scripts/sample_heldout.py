@@ -6,8 +6,7 @@ from transformers import AutoTokenizer
 
 from massact.io import read_parquet, write_parquet
 from massact.runtime import rule_context
-from massact.sampling import draw_windows
-from massact.sweeps import truncate
+from massact.sampling import draw_windows, truncate
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

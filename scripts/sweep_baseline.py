@@ -6,9 +6,8 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 from massact.forward import analyse
 from massact.io import read_parquet, write_parquet
 from massact.runtime import resolve_device, rule_context
-from massact.sampling import windows_tensor
+from massact.sampling import truncate, windows_tensor
 from massact.sources import load_model
-from massact.sweeps import truncate
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

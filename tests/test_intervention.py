@@ -1,6 +1,5 @@
 """The intervention changes the massive entries of one layer, and only those."""
 
-import pyarrow as pa
 import pytest
 import torch
 
@@ -52,14 +51,6 @@ def test_control_mask_same_count_outside():
     assert ctl.sum() == mask.sum() and not (ctl & mask).any()
     again = control_mask(mask, torch.Generator().manual_seed(0))
     assert torch.equal(ctl, again)  # seeded
-
-
-def test_dim_means_from_layer_stats():
-    t = pa.table({"layer": [1, 1, 1, 2], "value": [500.0, 300.0, 1.0, 900.0],
-                  "x": [500.0, -300.0, 1.0, 900.0], "median": [1.0, 1.0, 1.0, 1.0],
-                  "dim": [3, 3, 4, 3]})
-    means, by_dim = massive_dim_means(t, 1, 100, 100, hidden=8)
-    assert means[3] == 100.0 and means[4] == 0 and by_dim["count"].tolist() == [2]
 
 
 def block_outputs(model, ids):
@@ -120,3 +111,21 @@ def test_intervention_errors(tiny):
     with pytest.raises(UserError, match="mean values"):
         with intervene(model, 0, "mean", "massive", 100, 100):
             pass
+
+
+def test_dim_means_against_full_block_outputs(tiny, windows):
+    """The means equal those gathered from complete forward passes."""
+    _, model, _ = tiny
+    layer = 1
+    outs = [block_outputs(model, windows[s:s + 1])[layer][0] for s in range(windows.shape[0])]
+    ratio = float(torch.topk(outs[0].abs().reshape(-1), 5).values[-1] / outs[0].abs().median())
+    sums = torch.zeros(outs[0].shape[-1], dtype=torch.float64)
+    n = torch.zeros_like(sums)
+    for x in outs:
+        mask = massive_mask(x, ratio * 0.9, 0.0)
+        sums += (x.double() * mask).sum(0)
+        n += mask.sum(0)
+    means, counts = massive_dim_means(model, windows, layer, ratio * 0.9, 0.0)
+    assert torch.equal(counts.double(), n) and n.sum() > 0
+    expected = torch.where(n > 0, sums / n.clamp(min=1), 0.0).float()
+    torch.testing.assert_close(means, expected)

@@ -8,9 +8,8 @@ import torch
 
 from massact.ablation import ablate_components
 from massact.perplexity import bootstrap_ppl, compare, ppl_table, window_nll
-from massact.sampling import draw_windows
+from massact.sampling import draw_windows, truncate
 from massact.sources import byte_tokenizer
-from massact.sweeps import truncate
 
 
 def independent_nll(model, ids):

@@ -13,7 +13,8 @@ from massact.forward import analyse
 from massact.perplexity import window_nll
 from massact.sweeps import (ablate, component_layers, component_names, cumulative_rows,
                             cumulative_sets, head_set_key, ks_grid, peak_top1, prune_context,
-                            run_configs, truncate)
+                            run_configs)
+from massact.sampling import truncate
 
 
 def logits(model, ids):
@@ -100,7 +101,7 @@ def test_truncate():
                              "input_ids": pa.array([list(range(20))] * 3, pa.list_(pa.int32()))})
     t = truncate(tiny_samples, 2, 10)
     assert t.num_rows == 2 and all(len(r) == 10 for r in t.column("input_ids").to_pylist())
-    with pytest.raises(UserError, match="sweep windows"):
+    with pytest.raises(UserError, match="windows asked"):
         truncate(tiny_samples, 99, 10)
 
 
@@ -129,3 +130,25 @@ def test_cumulative_rows_against_direct_runs(tiny, windows):
     assert top["ppl_change"] == pytest.approx(np.exp((pnll.sum() - bnll.sum()) / bn.sum()) - 1,
                                               rel=1e-6)
     assert top["peak_change_lo"] <= top["peak_change"] <= top["peak_change_hi"]
+
+
+def test_cumulative_tests_against_random_and_bottom(tiny, windows):
+    _, model, tok = tiny
+    arch = adapt(model)
+    s = scores_frame(arch.n_layers, arch.n_heads)
+    sets = cumulative_sets(s, [2], seeds=[0, 1])
+    keys = sorted({head_set_key(x["heads"]) for x in sets})
+    win, held = windows[:2, :24], windows[2:, :16]
+    results = run_configs(model, tok, win, held, keys, k=3, n_boot=20, seed=0, device="cpu",
+                          contexts=prune_context(model, "zero", None))
+    base = analyse(model, tok, win, k=3, heads=False)["layer_stats"]
+    from massact.perplexity import ppl_table
+    bnll, bn = window_nll(model, held)
+    rows = cumulative_rows(sets, base, ppl_table("b", bnll, bn, 20, 0), results, 20, 0)
+    top = rows[rows["kind"] == "top"].iloc[0]
+    bottom = rows[rows["kind"] == "bottom"].iloc[0]
+    # 2 samples: the exact sign-flip test can only give 0.5 or 1
+    assert top["layer_p_vs_random"] in (0.5, 1.0) and top["layer_p_vs_bottom"] in (0.5, 1.0)
+    assert top["ppl_p_vs_random"] in (0.5, 1.0)
+    assert bottom["layer_p_vs_random"] in (0.5, 1.0) and np.isnan(bottom["layer_p_vs_bottom"])
+    assert rows[rows["kind"] == "random"]["layer_p_vs_random"].isna().all()

@@ -272,8 +272,8 @@ def _ppl_columns(e, base, ppl_by, randoms, n_boot, seed) -> dict:
 
 # ------------------------------------------------------------------ components
 def components_summary(changes_by: dict[str, pd.DataFrame], ppl_by: dict[str, dict]) -> pd.DataFrame:
-    """Per component ablation: the change of the peak-layer top-1 (the layer where the
-    baseline top-1 is largest) and of the last layer's top-1, the largest change and its
+    """Per component ablation: the change of the top-1 at the peak layer (where the
+    baseline top-1 is largest: ``change_at_peak``) and at the last layer (``change_at_last``), the largest change and its
     layer (95% CIs over samples), and the perplexity change (95% CI over windows, p).
 
     ``ppl_by[name]`` is :func:`massact.perplexity.compare`'s dict plus ``ppl``/``ppl_lo``/``ppl_hi``.
@@ -287,9 +287,9 @@ def components_summary(changes_by: dict[str, pd.DataFrame], ppl_by: dict[str, di
         row = {"ablation": name, "component": kind, "layer": -1 if which == "all" else int(which),
                "peak_layer": int(c["layer"].iloc[peak])}
         for tag, j in (("peak", peak), ("last", last)):
-            row[f"{tag}_change"] = float(c["change_top1"].iloc[j])
-            row[f"{tag}_change_lo"] = float(c["change_top1_lo"].iloc[j])
-            row[f"{tag}_change_hi"] = float(c["change_top1_hi"].iloc[j])
+            row[f"change_at_{tag}"] = float(c["change_top1"].iloc[j])
+            row[f"change_at_{tag}_lo"] = float(c["change_top1_lo"].iloc[j])
+            row[f"change_at_{tag}_hi"] = float(c["change_top1_hi"].iloc[j])
         row["max_change"] = float(c["change_top1"].iloc[i])
         row["max_change_layer"] = int(c["layer"].iloc[i])
         row["median_change_last"] = float(c["change_median"].iloc[last])
@@ -343,8 +343,8 @@ def model_headlines(model: str, layerwise: pd.DataFrame, massive: pd.DataFrame,
         for kind in ("attn", "mlp"):
             k = per[per["component"] == kind]
             if len(k):
-                w = k.loc[k["peak_change"].idxmin()]
-                row[f"{kind}_layer_most_needed"] = f"{int(w['layer'])} ({100 * w['peak_change']:+.1f}%)"
+                w = k.loc[k["change_at_peak"].idxmin()]
+                row[f"{kind}_layer_most_needed"] = f"{int(w['layer'])} ({100 * w['change_at_peak']:+.1f}%)"
     if intervention is not None and len(intervention):
         for mode in ("zero", "mean"):
             r = intervention[(intervention["mode"] == mode) & (intervention["condition"] == "massive")]

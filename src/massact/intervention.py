@@ -6,7 +6,9 @@ median and > abs) are replaced:
 
 - ``zero``: by 0;
 - ``mean``: by the mean signed value of the massive activations of the same
-  feature dimension over the analysis samples (0 for a dimension never seen).
+  feature dimension over the analysis samples (0 for a dimension never massive
+  there). Those means need every massive entry of the layer, not only the top-k the
+  statistics keep, so the analysis windows run once more up to that block only.
 
 The control changes the same number of entries per window, drawn at random
 (seeded) among the ordinary, non-massive entries: to 0, or (``mean``) to the
@@ -18,7 +20,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import torch
 
@@ -62,18 +63,40 @@ def replace(x: torch.Tensor, mask: torch.Tensor, mode: str,
     return y
 
 
-def massive_dim_means(stats: pa.Table, layer: int, ratio: float, abs_threshold: float,
-                      hidden: int) -> tuple[torch.Tensor, pd.DataFrame]:
-    """Per feature dimension, the mean signed value of the massive entries at ``layer``
-    among the analysis samples' top-k (0 where none); and the table of those means."""
-    df = stats.to_pandas()
-    df = df[(df["layer"] == layer) & (df["value"] > ratio * df["median"])
-            & (df["value"] > abs_threshold)]
-    by_dim = df.groupby("dim")["x"].agg(["mean", "count"]).reset_index()
-    means = torch.zeros(hidden)
-    for d, m in zip(by_dim["dim"], by_dim["mean"]):
-        means[int(d)] = float(m)
-    return means, by_dim
+class _Stop(Exception):
+    """Raised after the intervention layer: nothing above it is needed."""
+
+
+def massive_dim_means(model, windows: torch.Tensor, layer: int, ratio: float, abs_threshold: float,
+                      device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per feature dimension, the mean signed value of the massive entries of ``layer``
+    over ``windows`` (the analysis samples), and their count; 0 for a dimension that is
+    never massive. Each window runs only up to block ``layer``."""
+    arch = adapt(model)
+    hidden = model.config.hidden_size
+    sums = torch.zeros(hidden, dtype=torch.float64)
+    counts = torch.zeros(hidden, dtype=torch.int64)
+
+    def hook(module, args, output):
+        h = output[0] if isinstance(output, tuple) else output
+        for x in h:
+            mask = massive_mask(x, ratio, abs_threshold)
+            sums.add_((x.double() * mask).sum(0).cpu())
+            counts.add_(mask.sum(0).cpu())
+        raise _Stop
+
+    handle = arch.blocks[layer].register_forward_hook(hook)
+    try:
+        with torch.inference_mode():
+            for s in range(windows.shape[0]):
+                try:
+                    arch.base(input_ids=windows[s:s + 1].to(device), use_cache=False)
+                except _Stop:
+                    pass
+    finally:
+        handle.remove()
+    means = torch.where(counts > 0, sums / counts.clamp(min=1), torch.zeros_like(sums))
+    return means.float(), counts
 
 
 @contextmanager

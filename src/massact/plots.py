@@ -307,8 +307,9 @@ def components(changes_by: dict, summary, path, title: str, dpi: int = 150) -> N
                     fmt="o", ms=3, color=color, label="attention" if kind == "attn" else "MLP",
                     elinewidth=0.8, capsize=0)
     allr = summary[summary["layer"] < 0]
-    notes = [f"all {'heads' if r.component == 'attn' else 'MLPs'} removed: "
-             f"top-1 at layer {r.peak_layer} {100 * r.peak_change:+.1f}%, ppl {100 * r.ppl_change:+.0f}%"
+    notes = [f"all {'attention sublayers' if r.component == 'attn' else 'MLPs'} removed: "
+             f"top-1 at layer {r.peak_layer} {100 * r.change_at_peak:+.1f}%, perplexity "
+             + (f"×{1 + r.ppl_change:.3g}" if r.ppl_change > 1 else f"{100 * r.ppl_change:+.1f}%")
              for r in allr.itertuples()]
     ax.set_yscale("symlog", linthresh=1.0)
     ax.axhline(0, color="k", lw=0.6)
@@ -328,10 +329,15 @@ CUMULATIVE_STYLE = {"top": dict(color="#c0392b", label="top-k heads"),
 
 
 def cumulative(rows, path, title: str, dpi: int = 150) -> None:
-    """Change of the peak top-1 |x| and of the perplexity against the number of heads removed."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, col, label in ((axes[0], "peak_change", "change of the massive activation (%)"),
-                           (axes[1], "ppl_change", "perplexity change (%)")):
+    """Change of the massive activation (at its peak layer, and averaged over layers) and
+    of the perplexity against the number of heads removed."""
+    panels = (("peak_change", "peak top-1 |x| change (%)",
+               "at the peak layer (95% CI over samples)"),
+              ("layer_change", "top-1 |x| change, mean over layers (%)",
+               "averaged over layers (95% CI over samples)"),
+              ("ppl_change", "perplexity change (%)", "held-out perplexity (95% CI over windows)"))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, (col, label, sub) in zip(axes, panels):
         for kind, st in CUMULATIVE_STYLE.items():
             d = rows[rows["kind"] == kind]
             if not len(d):
@@ -352,12 +358,12 @@ def cumulative(rows, path, title: str, dpi: int = 150) -> None:
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xlabel("heads removed (k)")
         ax.set_ylabel(label)
+        ax.set_title(sub, fontsize=9)
         ax.grid(alpha=0.3, which="both", lw=0.5)
-    axes[0].set_title("peak-layer top-1 |x| (95% CI over samples)", fontsize=9)
-    axes[1].set_title("held-out perplexity (95% CI over windows)", fontsize=9)
     axes[0].legend(frameon=False, fontsize=8)
     total = int(rows["k"].max())
     fig.suptitle(f"{title}: cumulative head pruning, up to all {total} heads", fontsize=10)
+    fig.tight_layout()
     save(fig, path, dpi)
 
 

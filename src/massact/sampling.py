@@ -65,3 +65,14 @@ def windows_tensor(samples: pa.Table):
     import torch
 
     return torch.tensor(samples.column("input_ids").to_pylist(), dtype=torch.long)
+
+
+def truncate(samples: pa.Table, n: int, seqlen: int) -> pa.Table:
+    """The first ``n`` windows of a windows table, cut to their first ``seqlen`` tokens
+    (held-out perplexity windows, sweep windows)."""
+    if n > samples.num_rows:
+        raise UserError(f"{n} windows asked, the table has {samples.num_rows}")
+    t = samples.slice(0, n)
+    ids = [row[:seqlen] for row in t.column("input_ids").to_pylist()]
+    return t.set_column(t.schema.get_field_index("input_ids"), "input_ids",
+                        pa.array(ids, pa.list_(pa.int32())))

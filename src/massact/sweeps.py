@@ -50,16 +50,6 @@ def ablate(model, name: str, n_layers: int):
     return ablate_components(model, **component_layers(name, n_layers))
 
 
-def truncate(samples: pa.Table, n: int, seqlen: int) -> pa.Table:
-    """The first ``n`` windows of a samples table, cut to their first ``seqlen`` tokens."""
-    if n > samples.num_rows:
-        raise UserError(f"{n} sweep windows asked, the samples table has {samples.num_rows}")
-    t = samples.slice(0, n)
-    ids = [row[:seqlen] for row in t.column("input_ids").to_pylist()]
-    return t.set_column(t.schema.get_field_index("input_ids"), "input_ids",
-                        pa.array(ids, pa.list_(pa.int32())))
-
-
 def ks_grid(ks: list, total: int) -> list[int]:
     """The grid's k values (``"all"`` = every head), capped at ``total``, sorted, unique."""
     return sorted({total if k == "all" else min(int(k), total) for k in ks})
@@ -113,11 +103,15 @@ def run_configs(model, tokenizer, windows, heldout, configs: dict, *, k: int, n_
 def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, results: dict,
                     n_boot: int, seed: int) -> pd.DataFrame:
     """Per (kind, seed, k): change of the peak top-1 and of the layer-averaged top-1
-    (paired bootstrap 95% CIs over samples), and the perplexity and its change."""
-    from .perplexity import compare
+    (paired bootstrap 95% CIs over samples), the perplexity and its change (over
+    windows); for top and bottom, sign-flip permutation p-values against the mean of
+    the random sets of the same k (and top against bottom), on the per-sample layer
+    change and on the per-window mean nll."""
+    from .analysis import paired_permutation_p
+    from .perplexity import compare, window_values
 
     base_peak = peak_top1(baseline).to_numpy()
-    rows = []
+    rows, per_layer, per_nll = [], {}, {}
     for s in sets:
         stats, ppl = results[head_set_key(s["heads"])]
         peak = peak_top1(stats).to_numpy()
@@ -127,6 +121,9 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
         b, p = paired(baseline, stats)
         per = (p["top1"] / b["top1"] - 1).groupby(level="sample").mean().to_numpy()
         mlo, mhi = bootstrap_ci(per, n_boot, seed)
+        key = (s["kind"], s["seed"], s["k"])
+        per_layer[key] = per
+        per_nll[key] = np.divide(*window_values(ppl))
         r = ppl.to_pylist()[0]
         rows.append({"kind": s["kind"], "seed": s["seed"], "k": s["k"],
                      "peak_top1": float(peak.mean()), "baseline_peak_top1": float(base_peak.mean()),
@@ -137,7 +134,26 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
                      "ppl": r["ppl"], "ppl_lo": r["ppl_lo"], "ppl_hi": r["ppl_hi"],
                      **compare(base_ppl, ppl, n_boot, seed),
                      "heads": head_set_key(s["heads"])})
-    return pd.DataFrame(rows).sort_values(["kind", "seed", "k"]).reset_index(drop=True)
+    for row in rows:
+        kind, k = row["kind"], row["k"]
+        if kind == "random":
+            continue
+        rand = [key for key in per_layer if key[0] == "random" and key[2] == k]
+        mine = (kind, -1, k)
+        for name, other in (("random", rand), ("bottom", [("bottom", -1, k)] if kind == "top" else [])):
+            other = [o for o in other if o in per_layer]
+            if not other:
+                continue
+            row[f"layer_p_vs_{name}"] = paired_permutation_p(
+                per_layer[mine] - np.mean([per_layer[o] for o in other], axis=0), seed=seed)
+            row[f"ppl_p_vs_{name}"] = paired_permutation_p(
+                per_nll[mine] - np.mean([per_nll[o] for o in other], axis=0), seed=seed)
+    cols = ["layer_p_vs_random", "ppl_p_vs_random", "layer_p_vs_bottom", "ppl_p_vs_bottom"]
+    out = pd.DataFrame(rows)
+    for c in cols:
+        if c not in out:
+            out[c] = np.nan
+    return out.sort_values(["kind", "seed", "k"]).reset_index(drop=True)
 
 
 def prune_context(model, mode: str, means):
