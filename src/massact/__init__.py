@@ -11,6 +11,9 @@ The notebook API, the same functions the workflow's rules call::
     with massact.ablate_heads(model, [(11, 3)]):
         pruned = massact.layer_stats(model, tok, windows)
     massact.changes(stats, pruned)                        # = pruning/<experiment>/changes.parquet
+    held = massact.windows_tensor(massact.read_parquet("results/smollm2-135m/heldout.parquet"))
+    with massact.ablate_components(model, mlp_layers=[11]):
+        nll, tokens = massact.window_nll(model, held)     # per-window nll, as perplexity/*.parquet
 """
 
 from pathlib import Path
@@ -26,6 +29,9 @@ _EXPORTS = {
     "head_summary": "analysis", "layerwise_summary": "analysis", "changes": "analysis",
     "massive_activations": "analysis",
     "select": "selection", "read_parquet": "io", "adapt": "arch",
+    "window_nll": "perplexity", "run_ppl": "perplexity",
+    "intervene": "intervention", "massive_mask": "intervention",
+    "massive_dim_means": "intervention", "truncate": "sampling",
 }
 
 
