@@ -82,7 +82,7 @@ rule components_figure:
         changes=lambda wc: component_files(wc.model, "components/{a}/changes.parquet"),
         ppl=lambda wc: component_files(wc.model, "perplexity/components_{a}.parquet"),
         ppl_baseline="results/{model}/perplexity/baseline.parquet",
-        code=lib("plots", "perplexity"),
+        code=lib("plots", "analysis", "perplexity"),
     output:
         report(
             "results/{model}/figures/components.png",
@@ -170,6 +170,7 @@ rule intervention:
         abs=config["massive"]["abs_threshold"],
         seed=config["intervention"]["seed"],
         bootstrap=config["heads"]["bootstrap"],
+        bootstrap_seed=config["heads"]["seed"],
         device=config["device"],
     script:
         "../scripts/intervention.py"

@@ -29,8 +29,10 @@ with rule_context(snakemake):  # noqa: F821
         for cond in ("massive", "control"):
             with intervene(model, layer, mode, cond, p.ratio, p.abs, dim_means=means,
                            seed=p.seed) as changed:
-                runs[cond] = run_ppl(model, heldout, f"{cond} {mode}", p.bootstrap, p.seed, device)
+                runs[cond] = run_ppl(model, heldout, f"{cond} {mode}", p.bootstrap,
+                                     p.bootstrap_seed, device)
             counts[cond] = changed
             print(f"{mode} {cond}: {sum(changed)} entries changed, "
                   f"perplexity {runs[cond]['ppl'][0].as_py():.3f}")
-        write_parquet(intervention_table(layer, mode, base, runs, counts, p.bootstrap, p.seed), out)
+        write_parquet(intervention_table(layer, mode, base, runs, counts, p.bootstrap,
+                                         p.bootstrap_seed), out)

@@ -23,6 +23,6 @@ with rule_context(snakemake):  # noqa: F821
             "massive: every entry above the config's thresholds in each window; control: as many "
             "random ordinary entries. zero: set to 0; mean: set to the mean signed value of the "
             "dimension's massive activations in the analysis samples (control: the dimension's "
-            "mean over the window). 95% intervals: bootstrap over windows; p_vs_baseline / "
+            "mean over the window's ordinary entries). 95% intervals: bootstrap over windows; p_vs_baseline / "
             "p_vs_control: two-sided paired sign-flip permutation test on the per-window mean nll.\n")
     write_text(to_markdown(show, floatfmt="{:.3f}") + note, sm.output.md)

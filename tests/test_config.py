@@ -64,6 +64,8 @@ CASES = [
     (lambda c: c["components"].update(layers="some"), r"components\.layers"),
     (lambda c: c["cumulative"].update(k=[0]), r"cumulative\.k\[0\]"),
     (lambda c: c["intervention"].update(modes=["half"]), r"intervention\.modes\[0\]"),
+    (lambda c: (c["models"].update({"random_gpt2": c["models"]["random-gpt2"]}),
+                c["run"].append("random_gpt2")), r"run\[3\].*differ only in"),
 ]
 
 

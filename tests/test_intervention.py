@@ -40,8 +40,14 @@ def test_replace_changes_only_masked_entries():
     m = replace(x, mask, "mean", means)
     assert m[0, 3] == 400 and m[5, 3] == 400 and m[0, 7] == -350
     assert torch.equal(m[~mask], x[~mask])
-    c = replace(x, mask, "mean")  # control: the dimension's mean over the tokens
+    c = replace(x, mask, "mean")  # the dimension's mean over the tokens
     assert c[0, 3] == pytest.approx(float(x[:, 3].mean()))
+    ctl = torch.zeros_like(mask)
+    ctl[2, 3] = True  # an ordinary entry of a dimension that also holds massive ones
+    c = replace(x, ctl, "mean", exclude=mask)  # control: ordinary entries' mean only
+    ordinary = x[:, 3][~mask[:, 3]]
+    assert c[2, 3] == pytest.approx(float(ordinary.mean()))
+    assert abs(float(c[2, 3])) < 5  # not pulled up by the 500 and 250
 
 
 def test_control_mask_same_count_outside():

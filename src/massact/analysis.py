@@ -280,7 +280,7 @@ def components_summary(changes_by: dict[str, pd.DataFrame], ppl_by: dict[str, di
     """
     rows = []
     for name, c in changes_by.items():
-        peak = int(c["baseline_top1"].idxmax())
+        peak = int(np.argmax(c["baseline_top1"].to_numpy()))
         last = len(c) - 1
         i = int(np.argmax(np.abs(c["change_top1"].to_numpy())))
         kind, _, which = name.partition("-")
@@ -322,7 +322,8 @@ def model_headlines(model: str, layerwise: pd.DataFrame, massive: pd.DataFrame,
     are, the top head, and the pruning, component and intervention headlines."""
     peak = layerwise.loc[layerwise["top1"].idxmax()]
     mlayers = sorted(massive["layer"].unique().tolist()) if len(massive) else []
-    dims = (massive.groupby("dim").size().sort_values(ascending=False).index[:3].tolist()
+    dims = (massive.groupby("dim").size().rename("n").reset_index()
+            .sort_values(["n", "dim"], ascending=[False, True])["dim"].head(3).tolist()
             if len(massive) else [])
     row = {"model": model, "layers": n_layers,
            "massive_layers": _ranges(mlayers) if mlayers else "none",

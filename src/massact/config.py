@@ -80,6 +80,13 @@ def check_semantics(config: dict) -> None:
     for name in list(models) + list(config["corpora"]):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
             raise ConfigError(name, "registry keys may hold only letters, digits, '_', '.' and '-'")
+    seen = {}
+    for i, key in enumerate(config["run"]):  # per-model rules are named after the key
+        name = re.sub(r"\W", "_", key)
+        if name in seen:
+            raise ConfigError(f"run[{i}]", f"models {seen[name]!r} and {key!r} differ only in "
+                                           "'-', '.' or '_'; rename one")
+        seen[name] = key
     if config["corpus"] not in config["corpora"]:
         raise ConfigError("corpus", f"unknown corpus {config['corpus']!r}; known corpora: "
                                     f"{', '.join(sorted(config['corpora']))}")

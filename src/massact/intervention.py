@@ -12,7 +12,7 @@ median and > abs) are replaced:
 
 The control changes the same number of entries per window, drawn at random
 (seeded) among the ordinary, non-massive entries: to 0, or (``mean``) to the
-mean of their feature dimension over the window's tokens.
+mean of their feature dimension over the window's ordinary entries.
 """
 
 from __future__ import annotations
@@ -48,17 +48,23 @@ def control_mask(mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 def replace(x: torch.Tensor, mask: torch.Tensor, mode: str,
-            dim_means: torch.Tensor | None = None) -> torch.Tensor:
+            dim_means: torch.Tensor | None = None,
+            exclude: torch.Tensor | None = None) -> torch.Tensor:
     """A copy of ``x`` (tokens, hidden) with the masked entries replaced.
 
     ``mode="mean"`` takes the value of each entry's feature dimension from
-    ``dim_means`` (hidden,), or, if None, the dimension's mean over the tokens.
+    ``dim_means`` (hidden,), or, if None, the dimension's mean over the tokens,
+    leaving out the entries in ``exclude`` (the massive ones, for the control).
     """
     y = x.clone()
     if mode == "zero":
         y[mask] = 0
         return y
-    fill = dim_means if dim_means is not None else x.float().mean(0)
+    if dim_means is not None:
+        fill = dim_means
+    else:
+        keep = ~exclude if exclude is not None else torch.ones_like(mask)
+        fill = (x.float() * keep).sum(0) / keep.sum(0).clamp(min=1)
     y[mask] = fill.to(x.dtype).to(x.device).expand_as(x)[mask]
     return y
 
@@ -121,11 +127,11 @@ def intervene(model, layer: int, mode: str, condition: str, ratio: float, abs_th
         h = output[0] if isinstance(output, tuple) else output
         rows = []
         for x in h:  # one window at a time: the median is per window
-            mask = massive_mask(x, ratio, abs_threshold)
-            if condition == "control":
-                mask = control_mask(mask, gen)
+            massive = massive_mask(x, ratio, abs_threshold)
+            mask = control_mask(massive, gen) if condition == "control" else massive
             counts.append(int(mask.sum()))
-            rows.append(replace(x, mask, mode, dim_means if condition == "massive" else None))
+            rows.append(replace(x, mask, mode, dim_means if condition == "massive" else None,
+                                exclude=massive))
         y = torch.stack(rows)
         return (y, *output[1:]) if isinstance(output, tuple) else y
 
@@ -175,5 +181,6 @@ def intervention_table(layer: int, mode: str, base: pa.Table, runs: dict[str, pa
     if "massive" in runs and "control" in runs:
         mn, mt = window_values(runs["massive"])
         cn, _ = window_values(runs["control"])
-        rows[1]["p_vs_control"] = paired_permutation_p(mn / mt - cn / mt, seed=seed)
+        row = next(r for r in rows if r["condition"] == "massive")
+        row["p_vs_control"] = paired_permutation_p(mn / mt - cn / mt, seed=seed)
     return pa.Table.from_pylist(rows, schema=INTERVENTION_SCHEMA)

@@ -303,7 +303,7 @@ def components(changes_by: dict, summary, path, title: str, dpi: int = 150) -> N
         k = per[per["component"] == kind]
         y = 100 * k["ppl_change"].to_numpy()
         err = 100 * np.abs(k[["ppl_change_lo", "ppl_change_hi"]].to_numpy().T - k["ppl_change"].to_numpy())
-        ax.errorbar(k["layer"] + dx, np.maximum(y, 1e-3) if (y > 0).all() else y, yerr=err,
+        ax.errorbar(k["layer"] + dx, y, yerr=err,
                     fmt="o", ms=3, color=color, label="attention" if kind == "attn" else "MLP",
                     elinewidth=0.8, capsize=0)
     allr = summary[summary["layer"] < 0]
@@ -331,8 +331,8 @@ CUMULATIVE_STYLE = {"top": dict(color="#c0392b", label="top-k heads"),
 def cumulative(rows, path, title: str, dpi: int = 150) -> None:
     """Change of the massive activation (at its peak layer, and averaged over layers) and
     of the perplexity against the number of heads removed."""
-    panels = (("peak_change", "peak top-1 |x| change (%)",
-               "at the peak layer (95% CI over samples)"),
+    panels = (("peak_change", "largest top-1 |x| over layers, change (%)",
+               "the massive activation (95% CI over samples)"),
               ("layer_change", "top-1 |x| change, mean over layers (%)",
                "averaged over layers (95% CI over samples)"),
               ("ppl_change", "perplexity change (%)", "held-out perplexity (95% CI over windows)"))
