@@ -3,29 +3,18 @@ and of the perplexity, with their intervals."""
 
 import _srcpath  # noqa: F401  (src/ on sys.path)
 
-from massact.analysis import components_summary, to_markdown
+from massact.analysis import components_from_files, in_percent, to_markdown
 from massact.io import read_parquet, write_text
-from massact.perplexity import compare
 from massact.runtime import rule_context
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
-    base = read_parquet(sm.input.ppl_baseline)
-    ch = {a: read_parquet(f).to_pandas() for a, f in zip(p.ablations, sm.input.changes)}
-    ppl = {}
-    for a, f in zip(p.ablations, sm.input.ppl):
-        t = read_parquet(f)
-        ppl[a] = {**t.select(["ppl", "ppl_lo", "ppl_hi"]).to_pylist()[0],
-                  **compare(base, t, p.bootstrap, p.seed)}
-    table = components_summary(ch, ppl)
+    _, table = components_from_files(p.ablations, sm.input.changes, sm.input.ppl,
+                                     sm.input.ppl_baseline, p.bootstrap, p.seed)
     write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
-    pct = table.copy()
-    cols = [c for c in pct.columns if "change" in c and not c.endswith("layer")]
-    for c in cols:
-        pct[c] = 100 * pct[c]
-    pct = pct.rename(columns={c: f"{c} (%)" for c in cols})
-    base_ppl = base["ppl"][0].as_py()
+    pct = in_percent(table, [c for c in table.columns if "change" in c and not c.endswith("layer")])
+    base_ppl = read_parquet(sm.input.ppl_baseline)["ppl"][0].as_py()
     note = (f"\nBaseline perplexity {base_ppl:.3f} on the held-out windows. layer -1: every layer "
             "at once. change_at_peak: change of the top-1 |x| at the layer where the baseline's "
             "top-1 is largest (peak_layer); change_at_last: at the last layer; max_change: the largest "

@@ -5,7 +5,7 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 
 import pandas as pd
 
-from massact.analysis import to_markdown
+from massact.analysis import in_percent, to_markdown
 from massact.io import read_parquet, write_text
 from massact.runtime import rule_context
 
@@ -14,11 +14,7 @@ with rule_context(snakemake):  # noqa: F821
     paths = [f for f in sm.input if f.endswith(".parquet")]
     df = pd.concat([read_parquet(f).to_pandas() for f in paths]).drop(columns="window_nll")
     write_text(df.to_csv(index=False, float_format="%.6g"), sm.output.csv)
-    show = df.copy()
-    for c in ("ppl_change", "ppl_change_lo", "ppl_change_hi"):
-        show[c] = 100 * show[c]
-    show = show.rename(columns={c: f"{c} (%)" for c in ("ppl_change", "ppl_change_lo",
-                                                        "ppl_change_hi")})
+    show = in_percent(df, ("ppl_change", "ppl_change_lo", "ppl_change_hi"))
     note = ("\nPerplexity on the held-out windows with the entries of one layer's output replaced. "
             "massive: every entry above the config's thresholds in each window; control: as many "
             "random ordinary entries. zero: set to 0; mean: set to the mean signed value of the "

@@ -5,7 +5,7 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 
 import pandas as pd
 
-from massact.analysis import model_headlines, to_markdown
+from massact.analysis import in_percent, model_headlines, to_markdown
 from massact.io import write_text
 from massact.runtime import rule_context
 
@@ -20,11 +20,7 @@ with rule_context(snakemake):  # noqa: F821
                                     pd.read_csv(i.intervention[j]), n_layers=len(lw)))
     table = pd.DataFrame(rows)
     write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
-    pct = table.copy()
-    cols = [c for c in pct.columns if c.startswith(("prune_", "ppl_"))]
-    for c in cols:
-        pct[c] = 100 * pct[c]
-    pct = pct.rename(columns={c: f"{c} (%)" for c in cols})
+    pct = in_percent(table, [c for c in table.columns if c.startswith(("prune_", "ppl_"))])
     note = ("\nmassive_layers: layers with an entry above the config's thresholds in any sample; "
             "peak_top1: the largest mean top-1 |x| over layers (peak_ratio: over the median); "
             "dims: the most frequent massive dimensions; top_head: the highest first-token "

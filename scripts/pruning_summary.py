@@ -4,7 +4,7 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 
 import yaml
 
-from massact.analysis import head_label, pruning_summary, to_markdown
+from massact.analysis import head_label, in_percent, pruning_summary, to_markdown
 from massact.io import read_parquet, write_text
 from massact.runtime import rule_context
 
@@ -27,12 +27,8 @@ with rule_context(snakemake):  # noqa: F821
         if c in table:
             table[c] = table[c].astype("Int64")
     write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
-    pct = table.copy()
-    in_pct = ("mean_change", "mean_change_lo", "mean_change_hi", "max_change", "ppl_change",
-              "ppl_change_lo", "ppl_change_hi")
-    for c in in_pct:
-        pct[c] = 100 * pct[c]
-    pct = pct.rename(columns={c: f"{c} (%)" for c in in_pct})
+    pct = in_percent(table, ("mean_change", "mean_change_lo", "mean_change_hi", "max_change",
+                             "ppl_change", "ppl_change_lo", "ppl_change_hi"))
     note = ("\nChanges are of the top-1 |x| per layer, (pruned − baseline) / baseline, averaged over "
             "layers; 95% intervals: percentile bootstrap over samples. random_rank: rank of the "
             "experiment's mean change among the random head sets (1 = lowest). p_vs_random / "

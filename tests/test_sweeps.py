@@ -105,20 +105,28 @@ def test_truncate():
         truncate(tiny_samples, 99, 10)
 
 
+def cumulative_run(model, tok, windows, seeds, n_boot):
+    """Cumulative rows for k = 2 on two short windows (and two held-out ones), with the
+    pieces needed to check them: (rows, sets, sweep windows, held-out windows, baseline
+    stats, baseline nll, baseline tokens)."""
+    from massact.perplexity import ppl_table
+
+    arch = adapt(model)
+    sets = cumulative_sets(scores_frame(arch.n_layers, arch.n_heads), [2], seeds=seeds)
+    keys = sorted({head_set_key(x["heads"]) for x in sets})
+    win, held = windows[:2, :24], windows[2:, :16]
+    results = run_configs(model, tok, win, held, keys, k=3, n_boot=n_boot, seed=0, device="cpu",
+                          contexts=prune_context(model, "zero", None))
+    base = analyse(model, tok, win, k=3, heads=False)["layer_stats"]
+    bnll, bn = window_nll(model, held)
+    rows = cumulative_rows(sets, base, ppl_table("b", bnll, bn, n_boot, 0), results, n_boot, 0)
+    return rows, sets, win, held, base, bnll, bn
+
+
 def test_cumulative_rows_against_direct_runs(tiny, windows):
     """The rows equal what separate ablated passes give."""
     _, model, tok = tiny
-    arch = adapt(model)
-    s = scores_frame(arch.n_layers, arch.n_heads)
-    sets = cumulative_sets(s, [2], seeds=[0])
-    keys = sorted({head_set_key(x["heads"]) for x in sets})
-    win, held = windows[:2, :24], windows[2:, :16]
-    results = run_configs(model, tok, win, held, keys, k=3, n_boot=50, seed=0, device="cpu",
-                          contexts=prune_context(model, "zero", None))
-    base = analyse(model, tok, win, k=3, heads=False)["layer_stats"]
-    from massact.perplexity import ppl_table
-    bnll, bn = window_nll(model, held)
-    rows = cumulative_rows(sets, base, ppl_table("b", bnll, bn, 50, 0), results, 50, 0)
+    rows, sets, win, held, base, bnll, bn = cumulative_run(model, tok, windows, [0], 50)
     top = rows[rows["kind"] == "top"].iloc[0]
     heads = next(x["heads"] for x in sets if x["kind"] == "top")
     from massact.ablation import ablate_heads
@@ -134,17 +142,7 @@ def test_cumulative_rows_against_direct_runs(tiny, windows):
 
 def test_cumulative_tests_against_random_and_bottom(tiny, windows):
     _, model, tok = tiny
-    arch = adapt(model)
-    s = scores_frame(arch.n_layers, arch.n_heads)
-    sets = cumulative_sets(s, [2], seeds=[0, 1])
-    keys = sorted({head_set_key(x["heads"]) for x in sets})
-    win, held = windows[:2, :24], windows[2:, :16]
-    results = run_configs(model, tok, win, held, keys, k=3, n_boot=20, seed=0, device="cpu",
-                          contexts=prune_context(model, "zero", None))
-    base = analyse(model, tok, win, k=3, heads=False)["layer_stats"]
-    from massact.perplexity import ppl_table
-    bnll, bn = window_nll(model, held)
-    rows = cumulative_rows(sets, base, ppl_table("b", bnll, bn, 20, 0), results, 20, 0)
+    rows = cumulative_run(model, tok, windows, [0, 1], 20)[0]
     top = rows[rows["kind"] == "top"].iloc[0]
     bottom = rows[rows["kind"] == "bottom"].iloc[0]
     # 2 samples: the exact sign-flip test can only give 0.5 or 1

@@ -79,6 +79,14 @@ def massive_positions(stats: pa.Table, ratio_threshold: float, abs_threshold: fl
     return [by.get(s, []) for s in range(n_samples)]
 
 
+def in_percent(df: pd.DataFrame, cols) -> pd.DataFrame:
+    """A copy with the relative-change columns ``cols`` ×100 and renamed ``<col> (%)``."""
+    out = df.copy()
+    for c in cols:
+        out[c] = 100 * out[c]
+    return out.rename(columns={c: f"{c} (%)" for c in cols})
+
+
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:,.2f}") -> str:
     """A GitHub-flavoured Markdown table (no optional dependency)."""
     def fmt(v):
@@ -300,6 +308,23 @@ def components_summary(changes_by: dict[str, pd.DataFrame], ppl_by: dict[str, di
     df["order"] = df["layer"].where(df["layer"] >= 0, -1)
     df = df.sort_values(["order", "component"]).drop(columns="order")
     return df.reset_index(drop=True)
+
+
+def components_from_files(ablations: list[str], changes: list, ppl: list, ppl_baseline,
+                          n_boot: int, seed: int) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Read the component ablations' changes and perplexity files:
+    ``({ablation: changes frame}, components_summary)``."""
+    from .io import read_parquet
+    from .perplexity import compare
+
+    base = read_parquet(ppl_baseline)
+    ch = {a: read_parquet(f).to_pandas() for a, f in zip(ablations, changes)}
+    by = {}
+    for a, f in zip(ablations, ppl):
+        t = read_parquet(f)
+        by[a] = {**t.select(["ppl", "ppl_lo", "ppl_hi"]).to_pylist()[0],
+                 **compare(base, t, n_boot, seed)}
+    return ch, components_summary(ch, by)
 
 
 def change_matrix(changes_by: dict[str, pd.DataFrame], kind: str, stat: str = "top1") -> tuple:
