@@ -15,11 +15,38 @@ from massact.config import (  # noqa: E402
     experiments,
     feature3d_layers,
     intervention_layers,
+    overlay,
     validate,
 )
 from massact.selection import expand as expand_sets  # noqa: E402
 from massact.errors import ConfigError  # noqa: E402
 
+
+def plain(obj):
+    """Snakemake's immutable --config mappings as plain dicts and lists."""
+    if hasattr(obj, "items"):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj
+
+
+def layered_config():
+    """The config as the README promises: config/config.yaml, then each --configfile,
+    then --config, where a model, corpus or head set given later replaces the entry of
+    the same name whole (Snakemake alone would merge the two entries field by field)."""
+    from snakemake.common.configfile import load_configfile
+
+    settings = workflow.config_settings
+    cli = [os.path.abspath(f) for f in settings.configfiles]
+    own = [f for f in workflow.configfiles if os.path.abspath(f) not in cli]
+    files = cli if settings.replace_workflow_config else own + cli
+    return overlay(*(load_configfile(f) for f in files), plain(settings.config))
+
+
+_layered = layered_config()
+config.clear()
+config.update(_layered)
 try:
     validate(config)
 except ConfigError as e:
@@ -151,7 +178,11 @@ def model_targets(model):
 
 
 def all_targets():
-    models = ["results/figures/models_layerwise.png", "results/tables/models.md"]
+    models = [
+        "results/figures/models_layerwise.png",
+        "results/tables/models.md",
+        "results/config.yaml",
+    ]
     return [t for m in MODELS for t in model_targets(m)] + models
 
 

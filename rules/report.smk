@@ -1,6 +1,25 @@
-# Across models: every configured model on one figure and one table. The HTML report
-# (snakemake --report results/report.html) gathers every figure and table marked
-# report(...) in the stage files, with the captions of report/*.rst.
+# Across models: every configured model on one figure and one table, and the config the
+# run used. The HTML report (snakemake --report results/report.html) gathers every figure
+# and table marked report(...) in the stage files, with the captions of report/*.rst.
+
+
+rule resolved_config:
+    output:
+        "results/config.yaml",
+    log:
+        f"{LOGS}/resolved_config/all.log",
+    benchmark:
+        f"{BENCH}/resolved_config/all.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=canonical(config),
+    script:
+        "../scripts/resolved_config.py"
 
 
 rule models_layerwise:

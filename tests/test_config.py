@@ -1,32 +1,78 @@
 """The config is validated before any job runs, and errors name the key."""
 
-import copy
 from pathlib import Path
 
 import pytest
 import yaml
 
-from massact.config import components, feature3d_layers, intervention_layers, validate
+from conftest import copy_workflow, snakemake
+from massact.config import (components, feature3d_layers, intervention_layers, overlay,
+                            validate)
 from massact.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p.name for p in (ROOT / "config").glob("*.yaml"))
 
 
 def load(*names):
-    cfg = {}
-    for n in names:
-        for k, v in yaml.safe_load((ROOT / "config" / n).read_text()).items():
-            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
-                cfg[k] = {**cfg[k], **v}  # snakemake merges config files this way
-            else:
-                cfg[k] = v
-    return cfg
+    """config/config.yaml with the other files over it, as the Snakefile layers them."""
+    return overlay(*(yaml.safe_load((ROOT / "config" / n).read_text()) for n in names))
 
 
-@pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "test.yaml"),
-                                   ("config.yaml", "gpt2.yaml")])
-def test_shipped_configs_are_valid(files):
-    validate(load(*files))
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_configs_are_valid(name):
+    validate(load("config.yaml", name))
+
+
+@pytest.fixture(scope="module")
+def wf(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_file_plans(wf, name):
+    """`snakemake -n --configfile config/<name>` on a fresh checkout: no model, no network."""
+    proc = snakemake(wf, "-n", "--quiet", "rules", "--configfile", f"config/{name}")
+    assert "Job stats" in proc.stdout
+
+
+def test_later_files_replace_registry_entries_not_merge_them():
+    base = {"heads": {"sets": {"top": {"top": 3}, "random": {"random": 3, "seeds": [0]}},
+                      "bootstrap": 10},
+            "models": {"m": {"source": "random", "arch": "gpt2", "seed": 0}},
+            "corpora": {"c": {"source": "pypi", "package": "p==1", "sha256": "0" * 64,
+                              "include": ["*"]}},
+            "figures": {"dpi": 100, "log_scale": True}}
+    over = {"heads": {"sets": {"top": {"heads": [[1, 2]]}}},
+            "models": {"m": {"source": "path", "path": "/x"}},
+            "corpora": {"c": {"source": "files", "files": ["a.txt"]}},
+            "figures": {"dpi": 60}}
+    got = overlay(base, over)
+    assert got["heads"]["sets"] == {"top": {"heads": [[1, 2]]},
+                                    "random": {"random": 3, "seeds": [0]}}
+    assert got["heads"]["bootstrap"] == 10  # other mappings still merge key by key
+    assert got["models"]["m"] == {"source": "path", "path": "/x"}
+    assert got["corpora"]["c"] == {"source": "files", "files": ["a.txt"]}
+    assert got["figures"] == {"dpi": 60, "log_scale": True}
+    assert base["heads"]["sets"]["top"] == {"top": 3}  # the inputs are not modified
+
+
+def test_snakemake_runs_with_the_replaced_entries(wf):
+    """Through snakemake itself: the config the run used (results/config.yaml) holds the
+    later file's head set, model and corpus entries as given, and --config still wins."""
+    over = {"heads": {"sets": {"top": {"heads": [[1, 0], [3, 2]]}}},
+            "models": {"random-llama": {"source": "random", "arch": "gemma3"}},
+            "corpora": {"wikitext2": {"source": "files", "files": ["tests/data/corpus/*.txt"]}}}
+    (wf / "over.yaml").write_text(yaml.safe_dump(over))
+    snakemake(wf, "results/config.yaml", "--configfile", "config/test.yaml", "over.yaml",
+              "--config", "device=cpu")
+    used = yaml.safe_load((wf / "results/config.yaml").read_text())
+    assert used["heads"]["sets"]["top"] == {"heads": [[1, 0], [3, 2]]}
+    assert used["heads"]["sets"]["pair"] == {"heads": [[1, 0], [2, 3]]}  # from test.yaml
+    assert used["models"]["random-llama"] == {"source": "random", "arch": "gemma3"}
+    assert used["corpora"]["wikitext2"] == over["corpora"]["wikitext2"]
+    assert used["device"] == "cpu" and used["run"] == ["random-gpt2", "random-llama",
+                                                       "random-gemma3"]
 
 
 def test_defaults_are_filled():

@@ -49,7 +49,7 @@ def targets(model):
 # the tiny random models have 4 layers
 COMPONENTS = ["attn-all", "mlp-all", *(f"{k}-{l}" for k in ("attn", "mlp") for l in range(4))]
 ACROSS = ["results/figures/models_layerwise.png", "results/tables/models.md",
-          "results/tables/models.csv"]
+          "results/tables/models.csv", "results/config.yaml"]
 
 
 def planned(cwd, *args) -> dict[str, int]:
@@ -96,7 +96,7 @@ def test_plot_option_reruns_only_figures(wf):
     assert planned(wf, "--configfile", cfg) == {
         "layerwise_figure": 3, "feature3d_figure": 6, "head_figures": 6, "pruning_figure": 15,
         "pruning_overview": 3, "feature3d_compare": 6, "components_figure": 3,
-        "cumulative_figure": 3, "models_layerwise": 1, "all": 1}
+        "cumulative_figure": 3, "models_layerwise": 1, "resolved_config": 1, "all": 1}
 
 
 def test_threshold_reruns_only_the_massive_table(wf):
@@ -104,7 +104,8 @@ def test_threshold_reruns_only_the_massive_table(wf):
     # the massive-token head scores depend on the thresholds too
     assert planned(wf, "--configfile", cfg) == {
         "massive_table": 3, "score_heads_massive": 3, "head_scores": 3, "head_figures": 3,
-        "head_tables": 3, "intervention": 3, "intervention_table": 3, "models_table": 1, "all": 1}
+        "head_tables": 3, "intervention": 3, "intervention_table": 3, "models_table": 1, "resolved_config": 1,
+        "all": 1}
 
 
 def test_nsamples_reruns_sampling_and_what_follows(wf):
@@ -117,7 +118,8 @@ def test_nsamples_reruns_sampling_and_what_follows(wf):
         "feature3d_compare": 6, "sample_heldout": 3, "perplexity_baseline": 3,
         "sweep_baseline": 3, **COMPONENT_JOBS, "components_figure": 3, "components_table": 3,
         "intervention": 3, "intervention_table": 3, "cumulative_pruning": 3,
-        "cumulative_figure": 3, "models_layerwise": 1, "models_table": 1, "all": 1}
+        "cumulative_figure": 3, "models_layerwise": 1, "models_table": 1, "resolved_config": 1,
+        "all": 1}
 
 
 COMPONENT_JOBS = {f"component_ablations_{m.replace('-', '_')}": 1 for m in MODELS}
@@ -127,7 +129,7 @@ def test_component_layers_rerun_only_components(wf):
     cfg = variant(wf, "comp.yaml", lambda c: c.update(components={"layers": [0, 3]}))
     assert planned(wf, "--configfile", cfg) == {
         **COMPONENT_JOBS, "components_figure": 3, "components_table": 3, "models_table": 1,
-        "all": 1}
+        "resolved_config": 1, "all": 1}
 
 
 def test_one_head_set_reruns_only_its_experiment(wf):
@@ -136,7 +138,7 @@ def test_one_head_set_reruns_only_its_experiment(wf):
     cfg = variant(wf, "pair.yaml", change)
     assert planned(wf, "--configfile", cfg) == {
         "head_selection": 3, "prune_heads": 3, "pruning_figure": 3, "pruning_summary": 3,
-        "pruning_overview": 3, "models_table": 1, "all": 1}
+        "pruning_overview": 3, "models_table": 1, "resolved_config": 1, "all": 1}
 
 
 def test_explicit_head_outside_model_is_a_config_error(wf):

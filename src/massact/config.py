@@ -45,6 +45,34 @@ def _fill_defaults(node, schema, root):
                 _fill_defaults(node[name], extra, root)
 
 
+#: Registry entries: a later config file replaces an entry of the same name whole,
+#: rather than merging it field by field (a merged head set or model source would mix
+#: the fields of two different definitions).
+REPLACED_ENTRIES = (("models",), ("corpora",), ("heads", "sets"))
+
+
+def overlay(base: dict, *overlays: dict) -> dict:
+    """``base`` with each of ``overlays`` merged over it, in order (a new dict).
+
+    Mappings merge key by key, as Snakemake merges ``--configfile`` files, except
+    for the entries of the registries in :data:`REPLACED_ENTRIES` (a model, a corpus,
+    a head set), which a later file replaces whole. Lists and scalars are replaced.
+    """
+    out = copy.deepcopy(base)
+    for top in overlays:
+        _merge(out, copy.deepcopy(top), ())
+    return out
+
+
+def _merge(node: dict, new: dict, path: tuple) -> None:
+    for key, value in new.items():
+        if path in REPLACED_ENTRIES or not (isinstance(value, dict)
+                                            and isinstance(node.get(key), dict)):
+            node[key] = value
+        else:
+            _merge(node[key], value, (*path, key))
+
+
 def model_shape(key: str, spec: dict) -> dict:
     """n_layers, n_heads and context of a registry entry (declared, or derived for random)."""
     if spec["source"] == "random":

