@@ -21,13 +21,14 @@ rule sweep_baseline:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=30,
     params:
         samples=config["sweeps"]["samples"],
-        seqlen=config["sweeps"]["seqlen"],
+        seqlen=lambda wc: cut_seqlen(config, wc.model, "sweeps"),
         topk=config["extraction"]["topk"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/sweep_baseline.py"
 
@@ -65,7 +66,7 @@ for _model in MODELS:
         threads: workflow.cores
         resources:
             mem_mb=lambda wc, attempt, m=_model: model_mem_mb(m) * attempt,
-            gpu=GPU,
+            gpu=model_gpus(_model),
             runtime=240,
         params:
             ablations=COMPONENTS[_model],
@@ -73,6 +74,7 @@ for _model in MODELS:
             bootstrap=config["heads"]["bootstrap"],
             seed=config["heads"]["seed"],
             device=config["device"],
+            device_map=config["models"][_model].get("device_map"),
         script:
             "../scripts/component_ablations.py"
 
@@ -162,7 +164,7 @@ rule intervention:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=60,
     params:
         modes=config["intervention"]["modes"],
@@ -172,6 +174,7 @@ rule intervention:
         bootstrap=config["heads"]["bootstrap"],
         bootstrap_seed=config["heads"]["seed"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/intervention.py"
 
@@ -225,16 +228,18 @@ rule cumulative_pruning:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=240,
     params:
         k=config["cumulative"]["k"],
         seeds=config["cumulative"]["seeds"],
         mode=config["pruning"]["mode"],
+        post_norm=config["pruning"]["post_norm"],
         topk=config["extraction"]["topk"],
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/cumulative_pruning.py"
 

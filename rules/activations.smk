@@ -20,11 +20,12 @@ rule extract_activations:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=60,
     params:
         topk=config["extraction"]["topk"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/extract_activations.py"
 
@@ -44,10 +45,11 @@ rule prompt_features:
     threads: 1
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=10,
     params:
         prompt=config["prompt"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/prompt_features.py"

@@ -12,11 +12,15 @@ sys.path.insert(0, SRC)
 from massact.config import (  # noqa: E402
     compare_heads,
     components,
+    cut_seqlen,
     experiments,
     feature3d_layers,
     intervention_layers,
+    job_mem_mb,
+    materialized_fields,
     overlay,
     validate,
+    window_seqlen,
 )
 from massact.selection import expand as expand_sets  # noqa: E402
 from massact.errors import ConfigError  # noqa: E402
@@ -61,8 +65,6 @@ CORPUS = config["corpus"]
 LOGS = "results/logs"
 BENCH = "results/benchmarks/rules"
 ENV = "../envs/massact.yaml"
-# model-running jobs ask a cluster for one GPU when the config says device: cuda
-GPU = 1 if config["device"] == "cuda" else 0
 
 
 def canonical(obj):
@@ -84,14 +86,42 @@ def model_dir(wildcards):
 
 
 def model_mem_mb(model):
-    """Memory (MB) of a job that loads a model: float32 weights plus working room."""
-    spec = config["models"][model]
-    default = {"pypi": 4000, "hf": 4000, "path": 4000, "random": 1000}[spec["source"]]
-    return spec.get("mem_mb", default)
+    """Memory (MB) of a job that loads a model: its weights plus working room."""
+    return job_mem_mb(config["models"][model])
 
 
 def mem_model(wildcards, attempt):
     return model_mem_mb(wildcards.model) * attempt
+
+
+def mem_materialize(wildcards, attempt):
+    """Dequantizing a GGUF file holds the float32 weights and the quantized ones."""
+    spec = config["models"][wildcards.model]
+    return int(
+        model_mem_mb(wildcards.model)
+        * (3 if spec["source"] == "pypi" else 1.5)
+        * attempt
+    )
+
+
+def model_gpus(model):
+    """GPUs a model-running job asks a cluster for: none unless device: cuda; a model
+    spread with device_map: auto asks for its registry's `gpus`."""
+    return config["models"][model].get("gpus", 1) if config["device"] == "cuda" else 0
+
+
+def gpus(wildcards):
+    return model_gpus(wildcards.model)
+
+
+def device_map(wildcards):
+    return config["models"][wildcards.model].get("device_map")
+
+
+def source_spec(model):
+    """The registry fields that decide the materialized files (not the per-model study
+    options), so that changing e.g. feature3d_layers does not rebuild the model."""
+    return canonical(materialized_fields(config["models"][model]))
 
 
 def rule_suffix(model):

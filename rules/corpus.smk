@@ -42,7 +42,7 @@ rule sample_windows:
         runtime=10,
     params:
         nsamples=config["sampling"]["nsamples"],
-        seqlen=config["sampling"]["seqlen"],
+        seqlen=lambda wc: window_seqlen(config, wc.model),
         seed=config["sampling"]["seed"],
     script:
         "../scripts/sample_windows.py"
@@ -67,9 +67,9 @@ rule sample_heldout:
         runtime=10,
     params:
         nsamples=config["sampling"]["nsamples"],
-        seqlen=config["sampling"]["seqlen"],
+        seqlen=lambda wc: window_seqlen(config, wc.model),
         seed=config["sampling"]["seed"],
         windows=config["perplexity"]["windows"],
-        ppl_seqlen=config["perplexity"]["seqlen"],
+        ppl_seqlen=lambda wc: cut_seqlen(config, wc.model, "perplexity"),
     script:
         "../scripts/sample_heldout.py"

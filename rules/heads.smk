@@ -19,12 +19,13 @@ rule score_heads_massive:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=60,
     params:
         ratio_threshold=config["massive"]["ratio_threshold"],
         abs_threshold=config["massive"]["abs_threshold"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/score_heads_massive.py"
 

@@ -13,10 +13,10 @@ rule materialize_model:
         ENV
     threads: 2
     resources:
-        mem_mb=lambda wc, attempt: 3 * mem_model(wc, attempt),
+        mem_mb=mem_materialize,
         runtime=30,
     params:
-        spec=lambda wc: canonical(config["models"][wc.model]),
+        spec=lambda wc: source_spec(wc.model),
         downloads="resources/downloads",
     script:
         "../scripts/materialize_model.py"

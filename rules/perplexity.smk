@@ -19,11 +19,12 @@ rule perplexity_baseline:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=30,
     params:
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/perplexity_baseline.py"

@@ -35,15 +35,17 @@ rule prune_heads:
     threads: workflow.cores
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=60,
     params:
         rule=lambda wc: canonical(EXPERIMENTS[wc.experiment]),
         mode=config["pruning"]["mode"],
+        post_norm=config["pruning"]["post_norm"],
         topk=config["extraction"]["topk"],
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/prune_heads.py"
 
@@ -167,13 +169,15 @@ rule prune_prompt:
     threads: 1
     resources:
         mem_mb=mem_model,
-        gpu=GPU,
+        gpu=gpus,
         runtime=10,
     params:
         heads=lambda wc: compare_heads(config, wc.model, int(wc.layer)),
         prompt=config["prompt"],
         mode=config["pruning"]["mode"],
+        post_norm=config["pruning"]["post_norm"],
         device=config["device"],
+        device_map=device_map,
     script:
         "../scripts/prune_prompt.py"
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 from massact.analysis import changes
 from massact.arch import adapt
 from massact.io import read_parquet, write_parquet
-from massact.runtime import resolve_device, rule_context
+from massact.runtime import rule_context
 from massact.sampling import windows_tensor
 from massact.sources import load_model
 from massact.sweeps import ablate, run_configs
@@ -17,14 +17,13 @@ from massact.sweeps import ablate, run_configs
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
-    device = resolve_device(p.device)
-    model, tok = load_model(sm.input.model, device)
+    model, tok = load_model(sm.input.model, p.device, device_map=p.device_map)
     n_layers = adapt(model).n_layers
     windows = windows_tensor(read_parquet(sm.input.windows))
     heldout = windows_tensor(read_parquet(sm.input.heldout))
     baseline = read_parquet(sm.input.baseline)
     results = run_configs(model, tok, windows, heldout, p.ablations, k=p.topk, n_boot=p.bootstrap,
-                          seed=p.seed, device=device,
+                          seed=p.seed,
                           contexts=lambda name: ablate(model, name, n_layers))
     for name, changes_path, ppl_path in zip(p.ablations, sm.output.changes, sm.output.ppl):
         stats, ppl = results[name]

@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from massact.ablation import means_from_table
 from massact.io import read_parquet, write_parquet
-from massact.runtime import resolve_device, rule_context
+from massact.runtime import rule_context
 from massact.sampling import windows_tensor
 from massact.sources import load_model
 from massact.sweeps import (cumulative_rows, cumulative_sets, head_set_key, prune_context,
@@ -19,13 +19,12 @@ with rule_context(snakemake):  # noqa: F821
     sets = cumulative_sets(read_parquet(sm.input.scores).to_pandas(), p.k, p.seeds)
     unique = sorted({head_set_key(s["heads"]) for s in sets}, key=lambda k: (k.count(";"), k))
     print(f"{len(sets)} (kind, seed, k) points, {len(unique)} distinct head sets")
-    device = resolve_device(p.device)
-    model, tok = load_model(sm.input.model, device)
+    model, tok = load_model(sm.input.model, p.device, device_map=p.device_map)
     means = means_from_table(read_parquet(sm.input.means)) if p.mode == "mean" else None
     results = run_configs(model, tok, windows_tensor(read_parquet(sm.input.windows)),
                           windows_tensor(read_parquet(sm.input.heldout)), unique, k=p.topk,
-                          n_boot=p.bootstrap, seed=p.seed, device=device,
-                          contexts=prune_context(model, p.mode, means))
+                          n_boot=p.bootstrap, seed=p.seed,
+                          contexts=prune_context(model, p.mode, means, p.post_norm))
     rows = cumulative_rows(sets, read_parquet(sm.input.baseline), read_parquet(sm.input.ppl),
                            results, p.bootstrap, p.seed)
     write_parquet(pa.Table.from_pandas(rows, preserve_index=False), sm.output[0],

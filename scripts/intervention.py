@@ -7,7 +7,7 @@ from massact.arch import adapt
 from massact.intervention import intervene, intervention_table, massive_dim_means
 from massact.io import read_parquet, write_parquet
 from massact.perplexity import run_ppl
-from massact.runtime import resolve_device, rule_context
+from massact.runtime import rule_context
 from massact.sampling import windows_tensor
 from massact.sources import load_model
 
@@ -15,12 +15,11 @@ with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
     layer = int(sm.wildcards.layer)
-    device = resolve_device(p.device)
-    model, _ = load_model(sm.input.model, device, tokenizer=False)
+    model, _ = load_model(sm.input.model, p.device, device_map=p.device_map, tokenizer=False)
     heldout = windows_tensor(read_parquet(sm.input.heldout))
     base = read_parquet(sm.input.baseline)
     means, counts = massive_dim_means(model, windows_tensor(read_parquet(sm.input.samples)), layer,
-                                      p.ratio, p.abs, device)
+                                      p.ratio, p.abs)
     top = counts.argsort(descending=True)[:5].tolist()
     print(f"layer {layer}: {int((counts > 0).sum())} dims massive in the analysis samples; "
           f"most often: {[(d, int(counts[d]), round(float(means[d]), 1)) for d in top]}")
@@ -30,7 +29,7 @@ with rule_context(snakemake):  # noqa: F821
             with intervene(model, layer, mode, cond, p.ratio, p.abs, dim_means=means,
                            seed=p.seed) as changed:
                 runs[cond] = run_ppl(model, heldout, f"{cond} {mode}", p.bootstrap,
-                                     p.bootstrap_seed, device)
+                                     p.bootstrap_seed)
             counts[cond] = changed
             print(f"{mode} {cond}: {sum(changed)} entries changed, "
                   f"perplexity {runs[cond]['ppl'][0].as_py():.3f}")

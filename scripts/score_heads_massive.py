@@ -5,17 +5,16 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 from massact.analysis import massive_positions
 from massact.forward import head_scores
 from massact.io import read_parquet, write_parquet
-from massact.runtime import resolve_device, rule_context
+from massact.runtime import rule_context
 from massact.sampling import windows_tensor
 from massact.sources import load_model
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
-    device = resolve_device(sm.params.device)
-    model, _ = load_model(sm.input.model, device)
+    model, _ = load_model(sm.input.model, sm.params.device, device_map=sm.params.device_map)
     windows = windows_tensor(read_parquet(sm.input.samples))
     targets = massive_positions(read_parquet(sm.input.stats), sm.params.ratio_threshold,
                                 sm.params.abs_threshold, windows.shape[0])
     print("massive-token positions per sample:", targets)
-    table = head_scores(model, windows, targets=targets, device=device)
+    table = head_scores(model, windows, targets=targets)
     write_parquet(table, sm.output[0], sort_by=["sample", "layer", "head"])

@@ -115,7 +115,7 @@ def cumulative_run(model, tok, windows, seeds, n_boot):
     sets = cumulative_sets(scores_frame(arch.n_layers, arch.n_heads), [2], seeds=seeds)
     keys = sorted({head_set_key(x["heads"]) for x in sets})
     win, held = windows[:2, :24], windows[2:, :16]
-    results = run_configs(model, tok, win, held, keys, k=3, n_boot=n_boot, seed=0, device="cpu",
+    results = run_configs(model, tok, win, held, keys, k=3, n_boot=n_boot, seed=0,
                           contexts=prune_context(model, "zero", None))
     base = analyse(model, tok, win, k=3, heads=False)["layer_stats"]
     bnll, bn = window_nll(model, held)

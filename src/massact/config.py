@@ -73,10 +73,33 @@ def _merge(node: dict, new: dict, path: tuple) -> None:
             _merge(node[key], value, (*path, key))
 
 
+#: Registry fields that decide a model's materialized files; the rest are study options.
+SOURCE_FIELDS = ("source", "repo", "revision", "packages", "files", "sha256", "arch", "size",
+                 "seed", "path", "dtype", "n_layers", "n_heads")
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+def materialized_fields(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k in SOURCE_FIELDS}
+
+
+def job_mem_mb(spec: dict) -> int:
+    """Memory (MB) of a job that loads this registry entry's model: ``mem_mb`` if given;
+    else, with ``n_params`` declared, its weights in its dtype (× 1.2) plus 2 GB of
+    working room; else a default for its source."""
+    if "mem_mb" in spec:
+        return int(spec["mem_mb"])
+    if "n_params" in spec:
+        weights = spec["n_params"] * DTYPE_BYTES[spec.get("dtype", "float32")] / 2**20
+        return int(weights * 1.2) + 2000
+    return {"pypi": 4000, "hf": 4000, "path": 4000, "random": 1000}[spec["source"]]
+
+
 def model_shape(key: str, spec: dict) -> dict:
     """n_layers, n_heads and context of a registry entry (declared, or derived for random)."""
     if spec["source"] == "random":
-        s = RANDOM_SIZES[spec.get("size", "tiny")]
+        size = spec.get("size", "tiny")
+        s = RANDOM_SIZES[size] if isinstance(size, str) else size
         return {"n_layers": s["layers"], "n_heads": s["heads"], "context": s["positions"]}
     return {k: spec[k] for k in ("n_layers", "n_heads", "context")}
 
@@ -122,9 +145,11 @@ def check_semantics(config: dict) -> None:
     for key in config["run"]:
         spec = models[key]
         shape = model_shape(key, spec)
-        if seqlen > shape["context"]:
-            raise ConfigError("sampling.seqlen", f"{seqlen} exceeds the context of model {key!r} "
-                                                 f"({shape['context']} tokens)")
+        own = window_seqlen(config, key)
+        if own > shape["context"]:
+            where = f"models.{key}.seqlen" if "seqlen" in spec else "sampling.seqlen"
+            raise ConfigError(where, f"{own} exceeds the context of model {key!r} "
+                                     f"({shape['context']} tokens)")
         n_layers, n_heads = shape["n_layers"], shape["n_heads"]
         for j, layer in enumerate(spec.get("feature3d_layers", [])):
             if not 0 <= layer < n_layers:
@@ -153,6 +178,17 @@ def check_semantics(config: dict) -> None:
     if config["sweeps"]["samples"] > config["sampling"]["nsamples"]:
         raise ConfigError("sweeps.samples", f"{config['sweeps']['samples']} exceeds "
                                             f"sampling.nsamples ({config['sampling']['nsamples']})")
+
+
+def window_seqlen(config: dict, key: str) -> int:
+    """Tokens per analysis window of model ``key``: its own ``seqlen``, or sampling.seqlen."""
+    return config["models"][key].get("seqlen", config["sampling"]["seqlen"])
+
+
+def cut_seqlen(config: dict, key: str, section: str) -> int:
+    """Tokens kept of each held-out (``perplexity``) or sweep (``sweeps``) window of model
+    ``key``: the section's seqlen, capped at the model's window length."""
+    return min(config[section]["seqlen"], window_seqlen(config, key))
 
 
 def feature3d_layers(config: dict, key: str) -> list[int]:

@@ -57,7 +57,7 @@ HEAD_MEAN_SCHEMA = pa.schema([("layer", pa.int16()), ("head", pa.int16()),
 
 def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool = True,
             heads: bool = True, targets: list[list[int]] | None = None, head_means: bool = False,
-            device: str = "cpu", desc: str = "forward") -> dict[str, pa.Table]:
+            desc: str = "forward") -> dict[str, pa.Table]:
     """Run every window once; return the requested tables.
 
     - ``layer_stats`` (stats): top-k |x|, median and mean per sample and layer;
@@ -77,9 +77,9 @@ def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool
         probe = stack.enter_context(attention_probe(model)) if heads else None
         stack.enter_context(torch.inference_mode())
         for s in progress(range(windows.shape[0]), desc=desc):
-            ids = windows[s:s + 1].to(device)
+            ids = windows[s:s + 1].to(arch.input_device)
             if probe:
-                probe.set_targets(targets[s] if targets is not None else [0], ids.shape[1], device)
+                probe.set_targets(targets[s] if targets is not None else [0], ids.shape[1], ids.device)
             forward_base(arch, ids)
             if rec:
                 rec.collect(s, windows[s].tolist())
@@ -97,8 +97,7 @@ def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool
     return out
 
 
-def head_scores(model, windows: torch.Tensor, targets: list[list[int]] | None = None,
-                device: str = "cpu") -> pa.Table:
+def head_scores(model, windows: torch.Tensor, targets: list[list[int]] | None = None) -> pa.Table:
     """Per-sample head scores (no layer statistics): the notebook entry point."""
     return analyse(model, None, windows, stats=False, heads=True, targets=targets,
-                   device=device, desc="score heads")["head_scores"]
+                   desc="score heads")["head_scores"]

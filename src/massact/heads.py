@@ -13,9 +13,15 @@ all widths agree), makes that column of the output exactly the probability
 each query gives to the targets. The head's real output is the other columns,
 unchanged, so the forward pass goes on as usual.
 
-Sliding-window layers (Gemma-3): a query more than ``window - 1`` positions
-after a target cannot see it; such queries are not scored, and the number of
-queries that were (``n_queries``) is recorded per layer.
+Where a family has no SDPA (Gemma-2, whose soft-capped logits SDPA cannot
+compute) the family's own eager attention runs and its weights are read; Falcon
+and MPT, which compute attention inside their modules rather than through
+transformers' attention functions, run eagerly and their modules' returned
+weights are read by hooks. Every route gives the same scores (tests).
+
+Sliding-window layers (Gemma-2/3, Mistral): a query more than ``window - 1``
+positions after a target cannot see it; such queries are not scored, and the
+number of queries that were (``n_queries``) is recorded per layer.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
 
 from .arch import adapt, sliding_window_layers
 
@@ -72,13 +78,37 @@ class Probe:
         """``probs``: (tokens, heads) probability of the targets per query."""
         mask = self.eligible(layer, probs.shape[0], probs.device)
         n = int(mask.sum())
-        mean = probs[mask].mean(dim=0) if n else torch.full((probs.shape[1],), float("nan"))
-        self.scores[layer] = (mean.float().cpu(), n)
+        mean = probs.float()[mask].mean(dim=0) if n else torch.full((probs.shape[1],), float("nan"))
+        self.scores[layer] = (mean.cpu(), n)
+
+    def record_weights(self, layer: int, weights: torch.Tensor) -> None:
+        """``weights``: (batch, heads, queries, keys) attention probabilities."""
+        t = torch.tensor(self.targets, device=weights.device)
+        self.record(layer, weights[0].index_select(-1, t).float().sum(-1).T)
+
+
+def _eager_function(module):
+    """The eager attention function of ``module``'s own modeling code (it keeps every
+    detail of the family, e.g. Gemma-2's soft-capping of the attention logits)."""
+    import sys
+
+    return sys.modules[type(module).__module__].eager_attention_forward
 
 
 def probe_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kw):
-    """SDPA with an indicator column on the values; records each head's target probability."""
+    """The family's attention, plus each head's probability of the target keys.
+
+    SDPA route: an indicator column on the values; eager route (models without SDPA,
+    such as Gemma-2 with its soft-capped logits): the attention weights themselves.
+    """
     probe: Probe | None = getattr(module, "_massact_probe", None)
+    eager = module.config._attn_implementation == PROBE_EAGER
+    if eager:
+        out, weights = _eager_function(module)(module, query, key, value, attention_mask,
+                                               dropout=dropout, scaling=scaling, **kw)
+        if probe is not None and probe.indicator is not None:
+            probe.record_weights(module.layer_idx, weights)
+        return out, weights
     if probe is None or probe.indicator is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kw)
@@ -86,7 +116,7 @@ def probe_attention(module, query, key, value, attention_mask, dropout=0.0, scal
     if scaling is None:
         scaling = query.shape[-1] ** -0.5  # the default for the unpadded width
     b, h_kv, t, _ = value.shape
-    ind = probe.indicator[:, None, :, None].to(value.dtype).expand(b, h_kv, t, 1)
+    ind = probe.indicator.to(value.device, value.dtype)[:, None, :, None].expand(b, h_kv, t, 1)
     out, _ = sdpa_attention_forward(module, F.pad(query, (0, 1)), F.pad(key, (0, 1)),
                                     torch.cat([value, ind], dim=-1), attention_mask,
                                     dropout=dropout, scaling=scaling, **kw)
@@ -95,25 +125,47 @@ def probe_attention(module, query, key, value, attention_mask, dropout=0.0, scal
     return out[..., :d], None
 
 
+PROBE_EAGER = PROBE + "_eager"
 AttentionInterface.register(PROBE, probe_attention)
 AttentionMaskInterface.register(PROBE, sdpa_mask)
+AttentionInterface.register(PROBE_EAGER, probe_attention)
+AttentionMaskInterface.register(PROBE_EAGER, eager_mask)
 
 
 @contextmanager
 def attention_probe(model):
-    """Switch ``model`` to the probing attention for the duration; yields the :class:`Probe`."""
+    """Read each head's attention to the targets for the duration; yields the :class:`Probe`.
+
+    Families whose attention goes through transformers' pluggable attention functions
+    switch to the probing function (SDPA with an indicator column, or the family's
+    eager function where the model has no SDPA); the others (Falcon, MPT) run eagerly
+    and their attention modules' returned probabilities are read by forward hooks.
+    """
     arch = adapt(model)
     probe = Probe(sliding_window_layers(model))
     before = model.config._attn_implementation
-    model.set_attn_implementation(PROBE)
-    for attn in arch.attn:
-        attn._massact_probe = probe
+    handles = []
+    if arch.probe == "interface":
+        model.set_attn_implementation(PROBE if type(model)._supports_sdpa else PROBE_EAGER)
+        for attn in arch.attn:
+            attn._massact_probe = probe
+    else:  # their modules read the config directly (and refuse set_attn_implementation)
+        model.config._attn_implementation = "eager"
+        for layer, attn in enumerate(arch.attn):
+            handles.append(attn.register_forward_hook(
+                lambda m, a, out, layer=layer: probe.record_weights(layer, out[1])))
     try:
         yield probe
     finally:
+        for h in handles:
+            h.remove()
         for attn in arch.attn:
-            del attn._massact_probe
-        model.set_attn_implementation(before)
+            if hasattr(attn, "_massact_probe"):
+                del attn._massact_probe
+        if arch.probe == "interface":
+            model.set_attn_implementation(before)
+        else:
+            model.config._attn_implementation = before
 
 
 def probe_rows(probe: Probe, sample: int, cols: dict) -> None:

@@ -74,7 +74,7 @@ class _Stop(Exception):
 
 
 def massive_dim_means(model, windows: torch.Tensor, layer: int, ratio: float, abs_threshold: float,
-                      device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per feature dimension, the mean signed value of the massive entries of ``layer``
     over ``windows`` (the analysis samples), and their count; 0 for a dimension that is
     never massive. Each window runs only up to block ``layer``."""
@@ -96,7 +96,7 @@ def massive_dim_means(model, windows: torch.Tensor, layer: int, ratio: float, ab
         with torch.inference_mode():
             for s in range(windows.shape[0]):
                 try:
-                    arch.base(input_ids=windows[s:s + 1].to(device), use_cache=False)
+                    arch.base(input_ids=windows[s:s + 1].to(arch.input_device), use_cache=False)
                 except _Stop:
                     pass
     finally:

@@ -41,7 +41,7 @@ def _logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def window_nll(model, windows: torch.Tensor, device: str = "cpu", chunk: int = 256,
+def window_nll(model, windows: torch.Tensor, chunk: int = 256,
                desc: str = "perplexity") -> tuple[np.ndarray, np.ndarray]:
     """(summed nll, predicted tokens) of each window (row of ``windows``), one pass each.
 
@@ -52,12 +52,13 @@ def window_nll(model, windows: torch.Tensor, device: str = "cpu", chunk: int = 2
     n = np.zeros(windows.shape[0], dtype=np.int64)
     with torch.inference_mode():
         for s in progress(range(windows.shape[0]), desc=desc):
-            ids = windows[s:s + 1].to(device)
+            ids = windows[s:s + 1].to(arch.input_device)
             hidden = arch.base(input_ids=ids, use_cache=False).last_hidden_state[0]
-            total = torch.zeros((), dtype=torch.float64, device=device)
+            labels = ids[0].to(hidden.device)
+            total = torch.zeros((), dtype=torch.float64, device=hidden.device)
             for a in range(0, ids.shape[1] - 1, chunk):
                 b = min(a + chunk, ids.shape[1] - 1)
-                total += F.cross_entropy(_logits(model, hidden[a:b]), ids[0, a + 1:b + 1],
+                total += F.cross_entropy(_logits(model, hidden[a:b]), labels[a + 1:b + 1],
                                          reduction="sum").double()
             nll[s], n[s] = float(total), ids.shape[1] - 1
     return nll, n
@@ -90,10 +91,9 @@ def ppl_table(run: str, nll: np.ndarray, tokens: np.ndarray, n_boot: int, seed: 
     }, schema=PPL_SCHEMA)
 
 
-def run_ppl(model, windows: torch.Tensor, run: str, n_boot: int, seed: int,
-            device: str = "cpu") -> pa.Table:
+def run_ppl(model, windows: torch.Tensor, run: str, n_boot: int, seed: int) -> pa.Table:
     """Perplexity table of one run on ``windows`` (with whatever hooks are active)."""
-    nll, n = window_nll(model, windows, device=device, desc=f"perplexity {run}")
+    nll, n = window_nll(model, windows, desc=f"perplexity {run}")
     return ppl_table(run, nll, n, n_boot, seed)
 
 

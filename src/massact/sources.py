@@ -93,6 +93,21 @@ def check_sha256(path: Path, expected: str, what: str) -> None:
 
 
 # ----------------------------------------------------------------------- models
+#: The dtypes a model can be materialized and run in. Every reduction (top-k, median,
+#: head scores, nll) is done in float32 whatever the model computes in.
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def dtype_of(spec: dict):
+    """The torch dtype of a registry entry or source.json (``dtype``, float32 unless set)."""
+    import torch
+
+    name = spec.get("dtype", "float32")
+    if name not in DTYPES:
+        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, not {name!r}")
+    return getattr(torch, name)
+
+
 def versions() -> dict:
     import torch
     import transformers
@@ -148,13 +163,12 @@ def _load_gguf(path: Path):
 
 
 def _load_hf(key: str, spec: dict):
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     repo, rev = spec["repo"], spec.get("revision", "main")
     try:
         tok = AutoTokenizer.from_pretrained(repo, revision=rev)
-        model = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=torch.float32,
+        model = AutoModelForCausalLM.from_pretrained(repo, revision=rev, dtype=dtype_of(spec),
                                                      use_safetensors=True)
     except Exception as e:
         raise UserError(hub_model_error(key, repo, rev, e)) from e
@@ -279,49 +293,71 @@ def byte_tokenizer(add_bos: bool):
 
 
 def random_config(arch: str, size: str | dict):
-    """A Hugging Face config for a small random model of ``arch``."""
+    """A Hugging Face config of ``arch`` (a family of :data:`massact.arch.LAYOUTS`) at a
+    named size (:data:`RANDOM_SIZES`) or a dict of ``hidden``, ``layers``, ``heads``,
+    ``intermediate``, ``positions`` and optionally ``kv_heads``, ``vocab``,
+    ``sliding_window``, ``tied``. Every bias a family can have is switched on."""
+    import transformers as tf
+
     s = dict(RANDOM_SIZES[size]) if isinstance(size, str) else dict(size)
-    vocab = s.get("vocab", 258)
-    if arch == "gpt2":
-        from transformers import GPT2Config
-
-        return GPT2Config(n_embd=s["hidden"], n_layer=s["layers"], n_head=s["heads"],
-                          n_inner=s["intermediate"], n_positions=s["positions"],
-                          vocab_size=vocab, bos_token_id=256, eos_token_id=257)
-    if arch == "llama":
-        from transformers import LlamaConfig
-
-        return LlamaConfig(hidden_size=s["hidden"], num_hidden_layers=s["layers"],
-                           num_attention_heads=s["heads"],
-                           num_key_value_heads=s.get("kv_heads", max(1, s["heads"] // 2)),
-                           intermediate_size=s["intermediate"], max_position_embeddings=s["positions"],
-                           vocab_size=vocab, bos_token_id=256, eos_token_id=257,
-                           tie_word_embeddings=True)
-    if arch == "gemma3":
-        from transformers import Gemma3TextConfig
-
-        n = s["layers"]
-        window = s.get("sliding_window", 16)
-        # Gemma-3's pattern: sliding-window layers with a global layer every few.
-        types = ["full_attention" if (i + 1) % 2 == 0 else "sliding_attention" for i in range(n)]
-        return Gemma3TextConfig(hidden_size=s["hidden"], num_hidden_layers=n,
-                                num_attention_heads=s["heads"], num_key_value_heads=1,
-                                head_dim=s["hidden"] // s["heads"],
-                                intermediate_size=s["intermediate"],
-                                max_position_embeddings=s["positions"], vocab_size=vocab,
-                                sliding_window=window, layer_types=types,
-                                bos_token_id=256, eos_token_id=257, pad_token_id=0)
-    raise UserError(f"random models support gpt2, llama and gemma3, not {arch!r}")
+    h, n, heads, inter, pos = (s[k] for k in ("hidden", "layers", "heads", "intermediate",
+                                              "positions"))
+    kv, vocab, window = s.get("kv_heads", max(1, heads // 2)), s.get("vocab", 258), s.get(
+        "sliding_window", 16)
+    ids = dict(vocab_size=vocab, bos_token_id=256, eos_token_id=257, pad_token_id=0)
+    common = dict(hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+                  intermediate_size=inter, max_position_embeddings=pos, **ids)
+    gqa = dict(common, num_key_value_heads=kv)
+    # Gemma's pattern: sliding-window layers with a global layer every few
+    alternating = ["full_attention" if (i + 1) % 2 == 0 else "sliding_attention" for i in range(n)]
+    builders = {
+        "gpt2": lambda: tf.GPT2Config(n_embd=h, n_layer=n, n_head=heads, n_inner=inter,
+                                      n_positions=pos, **ids),
+        "llama": lambda: tf.LlamaConfig(**gqa, attention_bias=True, mlp_bias=True,
+                                        tie_word_embeddings=s.get("tied", True)),
+        "mistral": lambda: tf.MistralConfig(**gqa, sliding_window=window),
+        "mixtral": lambda: tf.MixtralConfig(**gqa, num_local_experts=4, num_experts_per_tok=2),
+        "qwen2": lambda: tf.Qwen2Config(**gqa),
+        "qwen3": lambda: tf.Qwen3Config(**gqa, head_dim=h // heads, attention_bias=True),
+        "gemma2": lambda: tf.Gemma2Config(**dict(gqa, num_key_value_heads=1), head_dim=h // heads,
+                                          sliding_window=window, layer_types=alternating),
+        "gemma3": lambda: tf.Gemma3TextConfig(**dict(gqa, num_key_value_heads=1),
+                                              head_dim=h // heads, sliding_window=window,
+                                              layer_types=alternating),
+        "phi": lambda: tf.PhiConfig(**common),
+        "gpt_neox": lambda: tf.GPTNeoXConfig(**common),
+        "falcon": lambda: tf.FalconConfig(hidden_size=h, num_hidden_layers=n,
+                                          num_attention_heads=heads, ffn_hidden_size=inter,
+                                          max_position_embeddings=pos, bias=True, **ids),
+        "opt": lambda: tf.OPTConfig(hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
+                                    ffn_dim=inter, max_position_embeddings=pos,
+                                    word_embed_proj_dim=h, **ids),
+        "mpt": lambda: tf.MptConfig(d_model=h, n_layers=n, n_heads=heads, max_seq_len=pos,
+                                    expansion_ratio=inter // h, no_bias=False, **ids),
+        "gptj": lambda: tf.GPTJConfig(n_embd=h, n_layer=n, n_head=heads, n_inner=inter,
+                                      n_positions=pos, rotary_dim=h // heads // 2, **ids),
+    }
+    if arch not in builders:
+        raise UserError(f"random models support {', '.join(builders)}, not {arch!r}")
+    return builders[arch]()
 
 
 def _build_random(spec: dict):
+    """A random model of ``spec``'s architecture and size, built directly in its dtype
+    (a bfloat16 model never exists as a float32 copy)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     cfg = random_config(spec["arch"], spec.get("size", "tiny"))
     torch.manual_seed(int(spec.get("seed", 0)))
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-    return model, byte_tokenizer(add_bos=spec["arch"] == "gemma3")
+    model = AutoModelForCausalLM.from_config(cfg, dtype=dtype_of(spec))
+    with torch.no_grad():  # biases and norms random too: a bias bug must show
+        for name, p in model.named_parameters():
+            if name.endswith(".bias"):
+                p.normal_(0.0, 0.02)
+            elif "norm" in name or ".ln_" in name or name.startswith("ln_"):
+                p.add_(torch.randn_like(p), alpha=0.1)
+    return model, byte_tokenizer(add_bos=spec["arch"] in ("gemma2", "gemma3"))
 
 
 def _load_path(key: str, spec: dict):
@@ -340,12 +376,13 @@ def _load_path(key: str, spec: dict):
     if not list(p.glob("*.safetensors")):
         raise UserError(f"model '{key}': {p} has no .safetensors weights (only safetensors and "
                         "GGUF are loaded, never pickles)")
-    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=torch.float32, use_safetensors=True)
+    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=dtype_of(spec), use_safetensors=True)
     return model, AutoTokenizer.from_pretrained(str(p))
 
 
 def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
-    """Build ``out_dir``: float32 safetensors, tokenizer and ``source.json``.
+    """Build ``out_dir``: safetensors in the entry's ``dtype`` (float32 unless the registry
+    says otherwise), tokenizer and ``source.json``.
 
     The directory appears atomically (built beside it, then renamed), so a
     failed or interrupted run leaves nothing that looks finished.
@@ -370,7 +407,7 @@ def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
             raise UserError(f"model '{key}': unknown source {source!r}")
         check_shape(key, spec, model)
         check_tokenizer(key, tok, model)
-        model = model.to(torch.float32)
+        model = model.to(dtype_of(spec))
         build = tmp / "model"
         model.save_pretrained(build, safe_serialization=True)
         tok.save_pretrained(build)
@@ -380,6 +417,8 @@ def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
                 "n_layers": model.config.num_hidden_layers,
                 "n_heads": model.config.num_attention_heads,
                 "hidden_size": model.config.hidden_size,
+                "n_params": sum(p.numel() for p in model.parameters()),
+                "dtype": spec.get("dtype", "float32"),
                 "files": files, "versions": versions(), **extra}
         write_json(info, build / "source.json")
         shareable(build)
@@ -417,26 +456,36 @@ def check_shape(key: str, spec: dict, model) -> None:
                             f"has {got}; fix models.{key}.{name} in the config")
 
 
-def load_model(model_dir, device: str = "cpu", attn_implementation: str = "sdpa",
-               tokenizer: bool = True):
-    """Load a materialized model directory: ``(model, tokenizer)``, float32, eval mode.
+def load_model(model_dir, device: str = "cpu", attn_implementation: str | None = None,
+               tokenizer: bool = True, device_map: str | None = None):
+    """Load a materialized model directory: ``(model, tokenizer)``, in eval mode, in the
+    dtype it was materialized in (``source.json``).
 
+    ``device`` is ``auto``, ``cpu`` or ``cuda``; with ``cuda`` and ``device_map="auto"``
+    the model is spread over every GPU this process sees (accelerate), else it sits on one
+    device. ``attn_implementation`` defaults to the family's own (SDPA where it has one).
     ``tokenizer=False`` skips the tokenizer (None instead; Gemma-3's takes seconds) for
     jobs that never decode a token.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .runtime import resolve_device
 
     model_dir = Path(model_dir)
     if not (model_dir / "source.json").exists():
         raise UserError(f"{model_dir} is not a materialized model (no source.json); build it with "
                         f"`snakemake {model_dir}`")
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
-                                                 use_safetensors=True,
-                                                 attn_implementation=attn_implementation)
+    device = resolve_device(device)
+    info = model_info(model_dir)
+    kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    spread = device == "cuda" and device_map is not None
+    if spread:
+        kw["device_map"] = device_map
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True,
+                                                 dtype=dtype_of(info), **kw)
     tok = AutoTokenizer.from_pretrained(str(model_dir)) if tokenizer else None
     model.eval().requires_grad_(False)
-    return model.to(device), tok
+    return (model if spread else model.to(device)), tok
 
 
 def model_info(model_dir) -> dict:

@@ -114,11 +114,11 @@ class StatsRecorder:
         return pa.table(self.cols, schema=LAYER_STATS_SCHEMA)
 
 
-def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10, device: str = "cpu") -> pa.Table:
+def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10) -> pa.Table:
     """Layer statistics of every window (one forward pass each)."""
     from .forward import analyse
 
-    return analyse(model, tokenizer, windows, k=k, heads=False, device=device)["layer_stats"]
+    return analyse(model, tokenizer, windows, k=k, heads=False)["layer_stats"]
 
 
 PROMPT_SCHEMA = pa.schema([
@@ -130,7 +130,7 @@ PROMPT_SCHEMA = pa.schema([
 ])
 
 
-def prompt_features(model, tokenizer, prompt: str, device: str = "cpu") -> pa.Table:
+def prompt_features(model, tokenizer, prompt: str) -> pa.Table:
     """The full residual stream of every layer for one prompt (tokens × hidden)."""
     arch = adapt(model)
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
@@ -138,7 +138,7 @@ def prompt_features(model, tokenizer, prompt: str, device: str = "cpu") -> pa.Ta
     per_layer: dict[int, torch.Tensor] = {}
     with block_hooks(arch, lambda i, h: per_layer.__setitem__(i, h[0].detach().float().cpu())), \
             torch.inference_mode():
-        forward_base(arch, ids.to(device))
+        forward_base(arch, ids.to(arch.input_device))
     cols = {f.name: [] for f in PROMPT_SCHEMA}
     id_list = ids[0].tolist()
     for layer in range(arch.n_layers):

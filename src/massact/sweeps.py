@@ -83,7 +83,7 @@ def peak_top1(stats: pa.Table) -> pd.Series:
 
 
 def run_configs(model, tokenizer, windows, heldout, configs: dict, *, k: int, n_boot: int,
-                seed: int, device: str, contexts) -> dict:
+                seed: int, contexts) -> dict:
     """Run each configuration (name → anything ``contexts(name)`` turns into a context
     manager); return ``{name: (layer_stats, perplexity table)}``."""
     from .forward import analyse
@@ -93,9 +93,9 @@ def run_configs(model, tokenizer, windows, heldout, configs: dict, *, k: int, n_
     for i, name in enumerate(configs):
         label = name if len(name) < 24 else f"run {i + 1}/{len(configs)}"
         with contexts(name) if contexts else nullcontext():
-            stats = analyse(model, tokenizer, windows, k=k, heads=False, device=device,
+            stats = analyse(model, tokenizer, windows, k=k, heads=False,
                             desc=label)["layer_stats"]
-            ppl = run_ppl(model, heldout, label, n_boot, seed, device=device)
+            ppl = run_ppl(model, heldout, label, n_boot, seed)
         out[name] = (stats, ppl)
     return out
 
@@ -156,9 +156,9 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
     return out.sort_values(["kind", "seed", "k"]).reset_index(drop=True)
 
 
-def prune_context(model, mode: str, means):
+def prune_context(model, mode: str, means, post_norm: str = "live"):
     """name (a head-set key) → the context manager that removes those heads."""
     def ctx(name):
         heads = [tuple(map(int, p.split("."))) for p in name.split(";")] if name else []
-        return ablate_heads(model, heads, mode=mode, means=means)
+        return ablate_heads(model, heads, mode=mode, means=means, post_norm=post_norm)
     return ctx
