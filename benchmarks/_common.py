@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import platform
 import subprocess
@@ -20,26 +19,17 @@ def use_src() -> None:
         sys.path.insert(0, src)
 
 
-def deep_merge(base: dict, over: dict) -> dict:
-    """``over`` merged into a copy of ``base``, nested dicts key by key (as Snakemake does)."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
 def load_config(configfiles=(), validate: bool = True) -> dict:
-    """config/config.yaml deep-merged with each ``--configfile`` in turn, schema defaults filled."""
+    """config/config.yaml with each ``--configfile`` over it, as the Snakefile layers them
+    (massact.config.overlay), schema defaults filled."""
     import yaml
 
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text()) or {}
-    for f in configfiles or ():
-        cfg = deep_merge(cfg, yaml.safe_load(Path(f).read_text()) or {})
+    use_src()
+    from massact.config import overlay
+
+    cfg = overlay(*(yaml.safe_load(Path(f).read_text()) or {}
+                    for f in [ROOT / "config" / "config.yaml", *(configfiles or ())]))
     if validate:
-        use_src()
         try:
             from massact.config import validate as check
 

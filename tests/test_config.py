@@ -112,6 +112,15 @@ CASES = [
     (lambda c: c["intervention"].update(modes=["half"]), r"intervention\.modes\[0\]"),
     (lambda c: (c["models"].update({"random_gpt2": c["models"]["random-gpt2"]}),
                 c["run"].append("random_gpt2")), r"run\[3\].*differ only in"),
+    (lambda c: c["models"]["random-gpt2"].update(dtype="float8"),
+     r"models\.random-gpt2\.dtype.*allowed: float32, bfloat16, float16"),
+    (lambda c: c["models"]["random-gpt2"].update(seqlen=300),
+     r"models\.random-gpt2\.seqlen.*300 exceeds the context of model 'random-gpt2' \(256"),
+    (lambda c: c["models"]["smollm2-135m"].update(n_params="1.35e8"),
+     r"models\.smollm2-135m\.n_params.*write it as 1\.35e\+8"),
+    (lambda c: c["pruning"].update(post_norm="half"), r"pruning\.post_norm.*allowed: live, frozen"),
+    (lambda c: c["models"]["random-gpt2"].update(device_map="balanced"),
+     r"models\.random-gpt2\.device_map.*allowed: auto"),
 ]
 
 
@@ -133,3 +142,26 @@ def test_component_and_intervention_defaults():
                                              "attn-3", "mlp-0", "mlp-1", "mlp-2", "mlp-3"]
     assert intervention_layers(cfg, "random-gpt2") == [2]  # the middle layer
     assert intervention_layers(cfg, "smollm2-135m") == [11]
+
+
+def test_window_lengths_per_model():
+    """A model's own seqlen overrides sampling.seqlen; held-out and sweep windows are cut
+    to it."""
+    from massact.config import cut_seqlen, window_seqlen
+
+    cfg = load("config.yaml", "paper.yaml")
+    validate(cfg)
+    assert window_seqlen(cfg, "llama2-7b") == 4096 and window_seqlen(cfg, "gpt2") == 1024
+    assert cut_seqlen(cfg, "gpt2", "perplexity") == 1024
+    assert cut_seqlen(cfg, "llama2-7b", "perplexity") == 4096
+    assert cut_seqlen(cfg, "gpt2", "sweeps") == 256
+
+
+def test_job_memory_from_parameters_and_dtype():
+    from massact.config import job_mem_mb
+
+    assert job_mem_mb({"source": "hf", "n_params": 6.74e9, "dtype": "float16"}) == int(
+        6.74e9 * 2 / 2**20 * 1.2) + 2000
+    assert job_mem_mb({"source": "hf", "n_params": 1e9}) == int(4e9 / 2**20 * 1.2) + 2000
+    assert job_mem_mb({"source": "hf", "n_params": 1e9, "mem_mb": 900}) == 900  # explicit wins
+    assert job_mem_mb({"source": "random"}) == 1000

@@ -1,7 +1,7 @@
 """Every model family, each stage against an independent reference, on tiny random models
 built from each family's transformers config class (no download).
 
-Every bias and norm of these models is random (massact.sources._build_random), so a hook
+Every bias and norm of these models is random (massact.sources.build_random), so a hook
 that drops a bias or a norm's shift changes the numbers. The references below come from
 the model's own forward pass (hidden states, eager attention maps, ``labels=`` loss) or
 from copies whose weights were edited by hand, with the parameter names written out per

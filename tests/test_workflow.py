@@ -275,3 +275,50 @@ def test_report_gathers_every_stage(wf):
     for name in ("components.png", "cumulative_pruning.png", "intervention.md",
                  "models_layerwise.png", "models.md", "pruning_summary.png", "layerwise.png"):
         assert name in html, name
+
+
+# ------------------------------------------------------- bfloat16, every probe route
+BF16 = {
+    "run": ["random-gpt2", "random-llama", "random-gemma3", "random-gemma2", "random-falcon",
+            "random-mpt"],
+    # entries replace test.yaml's whole: each is given in full
+    "models": {f"random-{a}": {"source": "random", "arch": a, "seed": 0, "dtype": "bfloat16"}
+               for a in ("gpt2", "llama", "gemma3", "gemma2", "falcon", "mpt")},
+}
+
+
+@pytest.fixture(scope="module")
+def wf_bf16(tmp_path_factory):
+    """config/test.yaml in bfloat16, with Gemma-2 (eager attention, soft-capped), Falcon and
+    MPT (attention outside transformers' attention functions) added."""
+    wf = copy_workflow(tmp_path_factory.mktemp("wf-bf16"))
+    (wf / "bf16.yaml").write_text(yaml.safe_dump(BF16))
+    snakemake(wf, "--configfile", "config/test.yaml", "bf16.yaml")
+    return wf
+
+
+def test_bfloat16_runs_the_whole_test_workflow(wf_bf16, wf):
+    import json
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from safetensors import safe_open
+
+    for m in BF16["run"]:
+        for t in targets(m):
+            assert (wf_bf16 / t).stat().st_size > 0, t
+        d = wf_bf16 / "resources/models" / m
+        assert json.loads((d / "source.json").read_text())["dtype"] == "bfloat16"
+        with safe_open(d / "model.safetensors", "pt") as f:
+            assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.bfloat16"}
+        scores = pq.read_table(wf_bf16 / "results" / m / "heads/scores.parquet").to_pandas()
+        assert np.isfinite(scores["score"]).all() and scores["score"].between(0, 1).all()
+    for log in (wf_bf16 / "results/logs").rglob("*.log"):
+        assert "Traceback" not in log.read_text(), log
+    # the same random weights in float32 and bfloat16 give nearly the same statistics
+    for m in MODELS:
+        a = pq.read_table(wf / "results" / m / "activations/layer_stats.parquet").to_pandas()
+        b = pq.read_table(wf_bf16 / "results" / m / "activations/layer_stats.parquet").to_pandas()
+        top = lambda t: t[t["rank"] == 1].set_index(["sample", "layer"])["value"]  # noqa: E731
+        rel = (top(b) / top(a) - 1).abs()
+        assert rel.max() < 0.05, (m, rel.max())

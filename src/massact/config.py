@@ -116,6 +116,9 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
             allowed = f" (allowed: {', '.join(map(str, e.validator_value))})"
         elif e.validator == "additionalProperties":
             allowed = f" (allowed keys: {', '.join(sorted(e.schema.get('properties', {})))})"
+        elif e.validator == "type" and isinstance(e.instance, str) and re.fullmatch(
+                r"[0-9.]+[eE][0-9]+", e.instance):
+            allowed = f" (YAML reads {e.instance} as text: write it as {e.instance.lower().replace('e', 'e+')})"
         raise ConfigError(_key(e.absolute_path), e.message + allowed)
     _fill_defaults(config, schema, schema)
     check_semantics(config)

@@ -342,7 +342,7 @@ def random_config(arch: str, size: str | dict):
     return builders[arch]()
 
 
-def _build_random(spec: dict):
+def build_random(spec: dict):
     """A random model of ``spec``'s architecture and size, built directly in its dtype
     (a bfloat16 model never exists as a float32 copy)."""
     import torch
@@ -400,7 +400,7 @@ def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
         elif source == "hf":
             model, tok, extra = _load_hf(key, spec)
         elif source == "random":
-            model, tok = _build_random(spec)
+            model, tok = build_random(spec)
         elif source == "path":
             model, tok = _load_path(key, spec)
         else:
