@@ -24,8 +24,8 @@ first-token head scores and the head means together.
 
 ``prompt_features`` and ``prune_prompt`` each run one short prompt pass; they are
 counted separately. ``nsamples`` and the window length come from each model's
-``samples.parquet`` when it exists, else from the config (config/config.yaml
-deep-merged with each --configfile, as Snakemake does).
+``samples.parquet`` when it exists, else from the config (config/config.yaml with each
+--configfile over it, as the Snakefile layers them).
 
 Writes <out>/study_cost.md, study_cost.csv (stage × model) and study_cost_jobs.csv
 (one row per job); --out defaults to <results>/benchmarks.

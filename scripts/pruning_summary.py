@@ -17,10 +17,12 @@ with rule_context(snakemake):  # noqa: F821
     table = pruning_summary(read_parquet(sm.input.baseline), runs, ch,
                             n_boot=sm.params.bootstrap, seed=sm.params.seed,
                             ppl_base=read_parquet(sm.input.ppl_baseline), ppl_by=ppl)
-    heads = {}
+    heads, norms = {}, set()
     for e, p in zip(names, sm.input.heads):
         with open(p) as f:
-            heads[e] = " ".join(head_label(l, h) for l, h in yaml.safe_load(f)["heads"])
+            run = yaml.safe_load(f)
+        heads[e] = " ".join(head_label(l, h) for l, h in run["heads"])
+        norms.add(run.get("post_norm", "none"))
     table.insert(1, "heads", table["experiment"].map(heads))
     table = table.sort_values("experiment", key=lambda e: e.str.startswith("random"), kind="stable")
     for c in ("random_rank", "n_random"):
@@ -36,5 +38,9 @@ with rule_context(snakemake):  # noqa: F821
             "≤ 16 samples) against the mean of the random sets / the bottom set. ppl: perplexity on "
             "the held-out windows (95% interval: bootstrap over windows); ppl_change: relative to "
             "the unpruned model on the same windows (paired bootstrap); ppl_p_vs_random / "
-            "ppl_p_vs_bottom: the same sign-flip test on the per-window mean nll.\n")
+            "ppl_p_vs_bottom: the same sign-flip test on the per-window mean nll.")
+    if norms - {"none"}:  # a norm follows the attention output (Gemma-2/3)
+        note += (f" The norm after the attention output is {', '.join(sorted(norms))}: live lets "
+                 "it rescale the remaining heads, frozen keeps its unablated scale.")
+    note += "\n"
     write_text(to_markdown(pct, floatfmt="{:.3f}") + note, sm.output.md)

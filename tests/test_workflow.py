@@ -230,14 +230,24 @@ def test_interrupted_run_resumes_with_the_same_bytes(wf, tmp_path):
     target = "results/random-llama/pruning/top/changes.parquet"
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", target, "--configfile",
            "config/test.yaml"]
-    proc = subprocess.Popen(cmd, cwd=other, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # as from a terminal, whatever started the tests (a background job ignores SIGINT,
+    # and its children inherit that)
+    proc = subprocess.Popen(cmd, cwd=other, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     marker = other / "results/random-llama/samples.parquet"
     deadline = time.time() + 300
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
+    # Ctrl-C, again each second until it stops: Snakemake drops an interrupt that arrives
+    # while it writes a log line (snakemake/logging.py), as a user who presses once may see
+    for _ in range(120):
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
     assert not (other / target).exists()
     snakemake(other, target, "--configfile", "config/test.yaml")
     files = sorted(p.relative_to(other) for p in (other / "results/random-llama").rglob("*.parquet"))
@@ -279,18 +289,18 @@ def test_report_gathers_every_stage(wf):
 
 # ------------------------------------------------------- bfloat16, every probe route
 BF16 = {
-    "run": ["random-gpt2", "random-llama", "random-gemma3", "random-gemma2", "random-falcon",
-            "random-mpt"],
+    "run": ["random-gemma3", "random-gemma2", "random-falcon"],
     # entries replace test.yaml's whole: each is given in full
     "models": {f"random-{a}": {"source": "random", "arch": a, "seed": 0, "dtype": "bfloat16"}
-               for a in ("gpt2", "llama", "gemma3", "gemma2", "falcon", "mpt")},
+               for a in ("gemma3", "gemma2", "falcon")},
 }
 
 
 @pytest.fixture(scope="module")
 def wf_bf16(tmp_path_factory):
-    """config/test.yaml in bfloat16, with Gemma-2 (eager attention, soft-capped), Falcon and
-    MPT (attention outside transformers' attention functions) added."""
+    """config/test.yaml in bfloat16, on one model of each head-score route: Gemma-3 (the
+    SDPA probe, sliding windows, post-attention norms), Gemma-2 (its own eager attention,
+    soft-capped) and Falcon (attention outside transformers' attention functions)."""
     wf = copy_workflow(tmp_path_factory.mktemp("wf-bf16"))
     (wf / "bf16.yaml").write_text(yaml.safe_dump(BF16))
     snakemake(wf, "--configfile", "config/test.yaml", "bf16.yaml")
@@ -316,7 +326,7 @@ def test_bfloat16_runs_the_whole_test_workflow(wf_bf16, wf):
     for log in (wf_bf16 / "results/logs").rglob("*.log"):
         assert "Traceback" not in log.read_text(), log
     # the same random weights in float32 and bfloat16 give nearly the same statistics
-    for m in MODELS:
+    for m in ["random-gemma3"]:
         a = pq.read_table(wf / "results" / m / "activations/layer_stats.parquet").to_pandas()
         b = pq.read_table(wf_bf16 / "results" / m / "activations/layer_stats.parquet").to_pandas()
         top = lambda t: t[t["rank"] == 1].set_index(["sample", "layer"])["value"]  # noqa: E731

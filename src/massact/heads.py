@@ -67,7 +67,7 @@ class Probe:
     def eligible(self, layer: int, seqlen: int, device) -> torch.Tensor:
         """Queries strictly after a target they can see (q - t < window)."""
         q = torch.arange(seqlen, device=device)[:, None]
-        t = torch.tensor(self.targets, device=device)[None, :]
+        t = torch.tensor(self.targets, dtype=torch.long, device=device)[None, :]
         ok = q > t
         w = self.windows.get(layer)
         if w is not None:
@@ -83,7 +83,7 @@ class Probe:
 
     def record_weights(self, layer: int, weights: torch.Tensor) -> None:
         """``weights``: (batch, heads, queries, keys) attention probabilities."""
-        t = torch.tensor(self.targets, device=weights.device)
+        t = torch.tensor(self.targets, dtype=torch.long, device=weights.device)
         self.record(layer, weights[0].index_select(-1, t).float().sum(-1).T)
 
 
