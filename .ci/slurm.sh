@@ -449,8 +449,11 @@ def same_bytes(a, b):
 def interrupt(wd, logfile, limit, py, *args):
     """Start the SLURM run, SIGINT it once one of its jobs runs, wait for it to exit."""
     with open(logfile, "w") as out:
+        # SIGINT as from a terminal, even where this script runs as a background job
+        # (which starts its children with SIGINT ignored)
         p = subprocess.Popen([py, "-m", "snakemake", *args], cwd=wd, stdout=out,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         t0, running = time.time(), None
         while p.poll() is None and time.time() - t0 < float(limit):
             m = re.search(r"SLURM run ID: (\S+)", Path(logfile).read_text())
