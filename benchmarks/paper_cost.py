@@ -5,9 +5,12 @@ For every model of a config (default: config/config.yaml with config/paper.yaml 
 as the Snakefile layers them), counts the tokens each stage runs through the model, from
 the same settings the rules use (analysis, held-out and sweep windows; head sets; the
 component and cumulative sweeps; the intervention), and turns them into FLOPs with
-2 × parameters per token (the attention adds 2 × layers × window × hidden per token on
-top: about 15 % at 4096 tokens for a 7 B model, 5 % at 2048; not counted), then into GPU
-hours at an assumed sustained throughput (float16/bfloat16 and float32 apart). Memory is the weights in their dtype plus 2 GB
+2 × the parameters active per token (Mixtral routes each token through 2 of its 8
+experts: 12.9 B of 46.7 B; the attention adds 2 × layers × window × hidden per token on
+top, about 8 % at 4096 tokens for a 7 B model, 4 % at 2048; not counted), then into GPU
+hours at an assumed sustained throughput (float16/bfloat16 and float32 apart). A model
+spread over several GPUs runs its layers one after the other: its jobs hold every GPU
+for the time one would take, and the GPU-hours count all of them. Memory is the weights in their dtype plus 2 GB
 of working room (one window, no attention map, except Falcon and MPT whose eager
 attention holds one layer's heads × window² probabilities at a time).
 
@@ -27,6 +30,10 @@ use_src()
 
 from massact.config import (DTYPE_BYTES, components, cut_seqlen, experiments,  # noqa: E402
                             intervention_layers, model_shape, window_seqlen)
+
+#: parameters a token passes through, where fewer than all (mixtures of experts; from the
+#: model cards)
+ACTIVE_PARAMS = {"mistralai/Mixtral-8x7B-v0.1": 12.9e9, "mistralai/Mixtral-8x7B-Instruct-v0.1": 12.9e9}
 
 
 def stage_tokens(cfg: dict, key: str) -> dict[str, int]:
@@ -75,10 +82,11 @@ def main():
         dtype = spec.get("dtype", "float32")
         weights = n * DTYPE_BYTES[dtype] / 1e9
         gpus = spec.get("gpus", 1)
-        rate = (args.tflops_fp32 if dtype == "float32" else args.tflops) * 1e12 * gpus
+        rate = (args.tflops_fp32 if dtype == "float32" else args.tflops) * 1e12
+        active = ACTIVE_PARAMS.get(spec.get("repo"), n)
         tok = stage_tokens(cfg, key)
         g_tok = {g: sum(tok[s] for s in ss) for g, ss in groups.items()}
-        g_h = {g: 2 * n * t / rate / 3600 for g, t in g_tok.items()}
+        g_h = {g: 2 * active * t / rate / 3600 * gpus for g, t in g_tok.items()}
         mem = f"{weights + 2:.0f} GB" + (f" over {gpus} GPUs" if gpus > 1 else "")
         lines.append(f"| {key} | {n / 1e9:.2f} B | {dtype} | {mem} | {window_seqlen(cfg, key)} | "
                      + " / ".join(f"{t / 1e6:.2f}" for t in g_tok.values()) + " | "

@@ -1,5 +1,5 @@
 # Models: materialize any registry key into resources/models/{model}/
-# (float32 safetensors, tokenizer, source.json with sha256 of every file).
+# (safetensors in the model's dtype, tokenizer, source.json with sha256 of every file).
 
 
 rule materialize_model:

@@ -118,9 +118,13 @@ CASES = [
      r"models\.random-gpt2\.seqlen.*300 exceeds the context of model 'random-gpt2' \(256"),
     (lambda c: c["models"]["smollm2-135m"].update(n_params="1.35e8"),
      r"models\.smollm2-135m\.n_params.*write it as 1\.35e\+8"),
+    (lambda c: c["models"]["smollm2-135m"].update(n_params="1e9"),
+     r"models\.smollm2-135m\.n_params.*write it as 1\.0e\+9"),
     (lambda c: c["pruning"].update(post_norm="half"), r"pruning\.post_norm.*allowed: live, frozen"),
     (lambda c: c["models"]["random-gpt2"].update(device_map="balanced"),
      r"models\.random-gpt2\.device_map.*allowed: auto"),
+    (lambda c: c["models"]["random-gpt2"].update(gpus=2),
+     r"models\.random-gpt2\.gpus.*need device_map: auto"),
 ]
 
 

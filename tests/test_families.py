@@ -49,6 +49,25 @@ def test_every_layout_is_tested():
     assert sorted(t for t, _, _ in FAMILIES.values()) == sorted(LAYOUTS)
 
 
+#: families whose attention and MLP read the same input (from each modeling file)
+PARALLEL = {"phi", "gpt_neox", "falcon", "gptj"}
+
+
+def test_parallel_blocks_and_the_final_norm(fam, ids):
+    """The adapter's parallel flag, and its final norm: applied to the last block's
+    output it gives HF's last hidden state."""
+    family, model, _, _ = fam
+    a = adapt(model)
+    assert a.parallel == (family in PARALLEL)
+    last = {}
+    h = blocks(model, family)[-1].register_forward_hook(
+        lambda m, args, out: last.update(x=out[0] if isinstance(out, tuple) else out))
+    with torch.no_grad():
+        hidden = model(ids[:1], output_hidden_states=True).hidden_states[-1]
+        h.remove()
+        torch.testing.assert_close(a.final_norm(last["x"]), hidden, atol=1e-5, rtol=1e-5)
+
+
 @pytest.fixture(scope="module")
 def family_dirs(tmp_path_factory):
     base = tmp_path_factory.mktemp("families")
@@ -287,9 +306,10 @@ def test_frozen_post_norm_removes_exactly_the_heads_share(family, family_dirs, i
     run(ablate_heads(model, [(layer, head)], post_norm="frozen"))
     run(ablate_heads(model, [(layer, head)], post_norm="live"))
     base, frozen, live = seen["out"]
-    w = block.self_attn.o_proj.weight
+    w, bias = block.self_attn.o_proj.weight, block.self_attn.o_proj.bias
+    assert bias is not None and bias.abs().sum() > 0  # the bias stays in every run
     z = seen["z"]
-    full = z @ w.T
+    full = z @ w.T + bias
     norm = block.post_attention_layernorm
     rms = torch.sqrt(full.pow(2).mean(-1, keepdim=True) + norm.eps)
     share = (z[:, head * d:(head + 1) * d] @ w[:, head * d:(head + 1) * d].T) / rms

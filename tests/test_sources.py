@@ -1,6 +1,7 @@
 """Model and corpus sources: what is materialized, and the promised errors."""
 
 import hashlib
+import re
 import json
 import zipfile
 
@@ -111,3 +112,28 @@ def test_files_corpus(tmp_path):
     with pytest.raises(UserError, match="no file matches"):
         materialize_corpus("c", {"source": "files", "files": [str(tmp_path / "*.md")]}, out,
                            tmp_path / "dl")
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("GatedRepoError", r"is gated: accept its licence .*hf auth login"),
+    ("RepositoryNotFoundError", r"has no repository meta-llama/x, or it is private"),
+    ("RevisionNotFoundError", r"no such revision of meta-llama/x"),
+])
+def test_what_the_hub_answered_is_said(kind, expected):
+    """A hub that answers (gated, missing, private) is not a cache problem: the message says
+    what the hub said, found through transformers' wrapping OSError."""
+    import httpx2
+    from huggingface_hub import errors
+
+    from massact.sources import hub_model_error
+
+    response = httpx2.Response(401, request=httpx2.Request("GET", "https://hub.invalid/x"))
+    try:
+        try:
+            raise getattr(errors, kind)("refused", response=response)
+        except Exception as inner:
+            raise OSError("cannot load") from inner
+    except OSError as e:
+        msg = hub_model_error("m", "meta-llama/x", "main", e)
+    assert msg.startswith("model 'm' (Hugging Face 'meta-llama/x', revision 'main'): ")
+    assert re.search(expected, msg) and "copy the cache" not in msg

@@ -118,7 +118,9 @@ def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
             allowed = f" (allowed keys: {', '.join(sorted(e.schema.get('properties', {})))})"
         elif e.validator == "type" and isinstance(e.instance, str) and re.fullmatch(
                 r"[0-9.]+[eE][0-9]+", e.instance):
-            allowed = f" (YAML reads {e.instance} as text: write it as {e.instance.lower().replace('e', 'e+')})"
+            mantissa, exponent = e.instance.lower().split("e")
+            mantissa += "" if "." in mantissa else ".0"
+            allowed = f" (YAML reads {e.instance} as text: write it as {mantissa}e+{exponent})"
         raise ConfigError(_key(e.absolute_path), e.message + allowed)
     _fill_defaults(config, schema, schema)
     check_semantics(config)
@@ -148,6 +150,9 @@ def check_semantics(config: dict) -> None:
     for key in config["run"]:
         spec = models[key]
         shape = model_shape(key, spec)
+        if spec.get("gpus", 1) > 1 and spec.get("device_map") != "auto":
+            raise ConfigError(f"models.{key}.gpus", f"{spec['gpus']} GPUs per job need "
+                                                    "device_map: auto to spread the model")
         own = window_seqlen(config, key)
         if own > shape["context"]:
             where = f"models.{key}.seqlen" if "seqlen" in spec else "sampling.seqlen"

@@ -36,7 +36,7 @@ class HeadMeanRecorder:
 
     def _hook(self, i):
         def hook(module, args):  # returns None: the input passes unchanged
-            self.sums[i].add_(args[0][0].sum(0).double().cpu())
+            self.sums[i].add_(args[0][0].sum(0, dtype=torch.float64).cpu())
         return hook
 
     def table(self) -> pa.Table:

@@ -54,13 +54,14 @@ def window_nll(model, windows: torch.Tensor, chunk: int = 256,
         for s in progress(range(windows.shape[0]), desc=desc):
             ids = windows[s:s + 1].to(arch.input_device)
             hidden = arch.base(input_ids=ids, use_cache=False).last_hidden_state[0]
-            labels = ids[0].to(hidden.device)
-            total = torch.zeros((), dtype=torch.float64, device=hidden.device)
+            total = 0.0
             for a in range(0, ids.shape[1] - 1, chunk):
                 b = min(a + chunk, ids.shape[1] - 1)
-                total += F.cross_entropy(_logits(model, hidden[a:b]), labels[a + 1:b + 1],
-                                         reduction="sum").double()
-            nll[s], n[s] = float(total), ids.shape[1] - 1
+                # the LM head may sit on another GPU than the last block (device_map)
+                logits = _logits(model, hidden[a:b])
+                total += float(F.cross_entropy(logits, ids[0, a + 1:b + 1].to(logits.device),
+                                               reduction="sum").double())
+            nll[s], n[s] = total, ids.shape[1] - 1
     return nll, n
 
 

@@ -1,8 +1,8 @@
 """Materialize models and corpora from their sources into ``resources/``.
 
-Everything downstream reads only the materialized copy: a float32 safetensors
-model directory with its tokenizer and a ``source.json``, or a corpus Parquet
-file. GGUF dequantization and hub downloads happen once, here.
+Everything downstream reads only the materialized copy: a model directory of
+safetensors weights in the entry's dtype, with its tokenizer and a ``source.json``,
+or a corpus Parquet file. GGUF dequantization and hub downloads happen once, here.
 """
 
 from __future__ import annotations
@@ -226,10 +226,34 @@ def snapshot_gaps(snapshot: Path) -> list[str]:
     return gaps
 
 
+def _hub_refusal(e: Exception | None, repo: str) -> str | None:
+    """What the hub itself answered, where it answered: a gated, missing or private
+    repository (the cache is not the problem then)."""
+    from huggingface_hub import errors
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, errors.GatedRepoError):
+            return (f"{repo} is gated: accept its licence on the hub with your account, then "
+                    "log in here (`hf auth login`, or set HF_TOKEN) and run again")
+        if isinstance(e, errors.RevisionNotFoundError):
+            return f"the hub has no such revision of {repo}: check the revision in the config"
+        if isinstance(e, errors.RepositoryNotFoundError):
+            return (f"the hub has no repository {repo}, or it is private: check the repo id, or "
+                    "log in (`hf auth login`) with an account that may read it")
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def hub_model_error(key: str, repo: str, rev: str, e: Exception | None) -> str:
     """Why a hub model could not be loaded, from what the local cache holds, and what to do."""
     from huggingface_hub import constants
 
+    said = f"\n(the loader said: {_first_line(e)})" if e is not None else ""
+    refusal = _hub_refusal(e, repo)
+    if refusal:
+        return f"model '{key}' (Hugging Face '{repo}', revision '{rev}'): {refusal}.{said}"
     repo_dir = hub_repo_dir("model", repo)
     revisions = cached_revisions(repo_dir)
     if not revisions:
@@ -242,7 +266,6 @@ def hub_model_error(key: str, repo: str, rev: str, e: Exception | None) -> str:
         gaps = snapshot_gaps(repo_dir / "snapshots" / commit)
         what = (f"the cached snapshot of {repo} at revision '{rev}' (commit {commit[:12]}) lacks "
                 + (" and ".join(gaps) if gaps else "nothing this workflow needs, yet it failed"))
-    said = f"\n(the loader said: {_first_line(e)})" if e is not None else ""
     return (f"model '{key}' (Hugging Face '{repo}', revision '{rev}') could not be loaded: "
             f"{what}.\n"
             f"On a machine with network run `hf download {repo} --revision {rev}` and copy the "
@@ -320,10 +343,11 @@ def random_config(arch: str, size: str | dict):
         "qwen2": lambda: tf.Qwen2Config(**gqa),
         "qwen3": lambda: tf.Qwen3Config(**gqa, head_dim=h // heads, attention_bias=True),
         "gemma2": lambda: tf.Gemma2Config(**dict(gqa, num_key_value_heads=1), head_dim=h // heads,
-                                          sliding_window=window, layer_types=alternating),
+                                          sliding_window=window, layer_types=alternating,
+                                          attention_bias=True),
         "gemma3": lambda: tf.Gemma3TextConfig(**dict(gqa, num_key_value_heads=1),
                                               head_dim=h // heads, sliding_window=window,
-                                              layer_types=alternating),
+                                              layer_types=alternating, attention_bias=True),
         "phi": lambda: tf.PhiConfig(**common),
         "gpt_neox": lambda: tf.GPTNeoXConfig(**common),
         "falcon": lambda: tf.FalconConfig(hidden_size=h, num_hidden_layers=n,
