@@ -14,16 +14,20 @@ os.environ.setdefault("MASSACT_NO_PROGRESS", "1")
 ARCHS = ["gpt2", "llama", "gemma3"]
 
 
+def materialize_random(base: Path, archs) -> dict:
+    """Tiny random models of ``archs``, materialized under ``base``: {arch: dir}."""
+    from massact.sources import materialize_model
+
+    for a in archs:
+        materialize_model(f"random-{a}", {"source": "random", "arch": a, "seed": 0}, base / a,
+                          base / "downloads")
+    return {a: base / a for a in archs}
+
+
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory):
     """Materialized tiny random models of the three architectures: {arch: dir}."""
-    from massact.sources import materialize_model
-
-    base = tmp_path_factory.mktemp("models")
-    for a in ARCHS:
-        materialize_model(f"random-{a}", {"source": "random", "arch": a, "seed": 0}, base / a,
-                          base / "downloads")
-    return {a: base / a for a in ARCHS}
+    return materialize_random(tmp_path_factory.mktemp("models"), ARCHS)
 
 
 @pytest.fixture(params=ARCHS)

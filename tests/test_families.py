@@ -20,7 +20,8 @@ from massact.arch import LAYOUTS, adapt, sliding_window_layers
 from massact.forward import analyse, head_scores
 from massact.intervention import intervene
 from massact.perplexity import window_nll
-from massact.sources import load_model, materialize_model
+from conftest import materialize_random
+from massact.sources import load_model
 
 #: per family (random-source arch name, model_type): the attention output projection and
 #: the parameters whose zeroing silences the MLP, relative to a block; written by hand
@@ -71,9 +72,7 @@ def test_parallel_blocks_and_the_final_norm(fam, ids):
 @pytest.fixture(scope="module")
 def family_dirs(tmp_path_factory):
     base = tmp_path_factory.mktemp("families")
-    for f in FAMILIES:
-        materialize_model(f"random-{f}", {"source": "random", "arch": f, "seed": 0}, base / f,
-                          base / "downloads")
+    materialize_random(base, FAMILIES)
     return base
 
 

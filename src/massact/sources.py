@@ -174,8 +174,8 @@ def _load_hf(key: str, spec: dict):
         raise UserError(hub_model_error(key, repo, rev, e)) from e
     # transformers builds an empty tokenizer, without a word of warning, from a snapshot
     # that holds a config but no tokenizer files: check what the snapshot holds
-    commit = cached_revisions(hub_repo_dir("model", repo)).get(rev, rev)
-    if snapshot_gaps(hub_repo_dir("model", repo) / "snapshots" / commit):
+    commit, snapshot = cached_snapshot(repo, rev)
+    if snapshot_gaps(snapshot):
         raise UserError(hub_model_error(key, repo, rev, None))
     return model, tok, {"commit": commit}
 
@@ -210,6 +210,13 @@ def cached_revisions(repo_dir: Path) -> dict[str, str]:
             if snap.name not in out.values():
                 out[snap.name] = snap.name
     return out
+
+
+def cached_snapshot(repo: str, rev: str) -> tuple[str, Path]:
+    """(commit, snapshot directory) of ``rev`` (a revision name or a commit) in the cache."""
+    repo_dir = hub_repo_dir("model", repo)
+    commit = cached_revisions(repo_dir).get(rev, rev)
+    return commit, repo_dir / "snapshots" / commit
 
 
 def snapshot_gaps(snapshot: Path) -> list[str]:
@@ -254,16 +261,15 @@ def hub_model_error(key: str, repo: str, rev: str, e: Exception | None) -> str:
     refusal = _hub_refusal(e, repo)
     if refusal:
         return f"model '{key}' (Hugging Face '{repo}', revision '{rev}'): {refusal}.{said}"
-    repo_dir = hub_repo_dir("model", repo)
-    revisions = cached_revisions(repo_dir)
+    revisions = cached_revisions(hub_repo_dir("model", repo))
     if not revisions:
         what = f"the local Hugging Face cache ({constants.HF_HUB_CACHE}) does not hold {repo}"
     elif rev not in revisions and rev not in revisions.values():
         what = (f"the local Hugging Face cache holds {repo} at revision "
                 f"{', '.join(sorted(revisions))}, not at '{rev}'")
     else:
-        commit = revisions.get(rev, rev)
-        gaps = snapshot_gaps(repo_dir / "snapshots" / commit)
+        commit, snapshot = cached_snapshot(repo, rev)
+        gaps = snapshot_gaps(snapshot)
         what = (f"the cached snapshot of {repo} at revision '{rev}' (commit {commit[:12]}) lacks "
                 + (" and ".join(gaps) if gaps else "nothing this workflow needs, yet it failed"))
     return (f"model '{key}' (Hugging Face '{repo}', revision '{rev}') could not be loaded: "
