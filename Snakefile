@@ -9,9 +9,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
-
-
+# config/config.yaml, then each --configfile, then --config; checked before any job
 include: "rules/common.smk"
 
 

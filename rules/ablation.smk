@@ -149,6 +149,7 @@ rule intervention:
         heldout="results/{model}/heldout.parquet",
         samples="results/{model}/samples.parquet",
         baseline="results/{model}/perplexity/baseline.parquet",
+        layer=layer_checked,
         code=lib("intervention", "perplexity", "arch", "analysis"),
     output:
         expand(

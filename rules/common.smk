@@ -3,6 +3,7 @@ import glob
 import os
 import re
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
@@ -10,6 +11,8 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 
 from massact.config import (  # noqa: E402
+    check_inputs,
+    check_layer,
     compare_heads,
     components,
     cut_seqlen,
@@ -17,13 +20,22 @@ from massact.config import (  # noqa: E402
     feature3d_layers,
     intervention_layers,
     job_mem_mb,
+    load_yaml,
     materialized_fields,
     overlay,
     validate,
     window_seqlen,
 )
 from massact.selection import expand as expand_sets  # noqa: E402
-from massact.errors import ConfigError  # noqa: E402
+from massact.errors import UserError  # noqa: E402
+
+try:  # a syntax error named with its file and line (Snakemake's own message has neither)
+    load_yaml(os.path.join(workflow.basedir, "config/config.yaml"))
+except UserError as e:
+    raise WorkflowError(str(e)) from None
+
+
+configfile: "config/config.yaml"
 
 
 def plain(obj):
@@ -39,13 +51,11 @@ def layered_config():
     """The config as the README promises: config/config.yaml, then each --configfile,
     then --config, where a model, corpus or head set given later replaces the entry of
     the same name whole (Snakemake alone would merge the two entries field by field)."""
-    from snakemake.common.configfile import load_configfile
-
     settings = workflow.config_settings
     cli = [os.path.abspath(f) for f in settings.configfiles]
     own = [f for f in workflow.configfiles if os.path.abspath(f) not in cli]
     files = cli if settings.replace_workflow_config else own + cli
-    return overlay(*(load_configfile(f) for f in files), plain(settings.config))
+    return overlay(*(load_yaml(f) for f in files), plain(settings.config))
 
 
 _layered = layered_config()
@@ -53,7 +63,8 @@ config.clear()
 config.update(_layered)
 try:
     validate(config)
-except ConfigError as e:
+    check_inputs(config, Path(workflow.basedir))
+except UserError as e:
     raise WorkflowError(str(e)) from None
 
 MODELS = config["run"]
@@ -79,6 +90,15 @@ def canonical(obj):
 def lib(*modules):
     """Library modules that a job computes with; editing one re-runs the jobs using it."""
     return [os.path.join(SRC, "massact", f"{m}.py") for m in modules]
+
+
+def layer_checked(wildcards):
+    """No input: refuses, while the DAG is built, a target whose layer is outside its model."""
+    try:
+        check_layer(config, wildcards.model, int(wildcards.layer))
+    except UserError as e:
+        raise WorkflowError(str(e)) from None
+    return []
 
 
 def model_dir(wildcards):

@@ -76,6 +76,7 @@ rule massive_table:
 rule feature3d_figure:
     input:
         "results/{model}/activations/prompt_features.parquet",
+        layer=layer_checked,
         code=lib("plots", "stats"),
     output:
         report(

