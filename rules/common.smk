@@ -30,7 +30,7 @@ from massact.selection import expand as expand_sets  # noqa: E402
 from massact.errors import UserError  # noqa: E402
 
 try:  # a syntax error named with its file and line (Snakemake's own message has neither)
-    load_yaml(os.path.join(workflow.basedir, "config/config.yaml"))
+    load_yaml(os.path.relpath(os.path.join(workflow.basedir, "config/config.yaml")))
 except UserError as e:
     raise WorkflowError(str(e)) from None
 
@@ -89,7 +89,7 @@ def canonical(obj):
 
 def lib(*modules):
     """Library modules that a job computes with; editing one re-runs the jobs using it."""
-    return [os.path.join(SRC, "massact", f"{m}.py") for m in modules]
+    return [os.path.relpath(os.path.join(SRC, "massact", f"{m}.py")) for m in modules]
 
 
 def layer_checked(wildcards):

@@ -256,6 +256,51 @@ def test_interrupted_run_resumes_with_the_same_bytes(wf, tmp_path):
         assert (other / f).read_bytes() == (wf / f).read_bytes(), f
 
 
+def test_killed_run_unlocks_and_resumes_with_the_same_bytes(wf, tmp_path):
+    """SIGKILL to the whole run in the middle of a job (a crash, an OOM kill, a node lost):
+    the rerun is refused with a pointer to --unlock; after it, the same command finishes
+    and every output equals an uninterrupted run's, byte for byte."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    other = copy_workflow(tmp_path)
+    target = "results/random-gemma3/pruning/top/changes.parquet"
+    args = [target, "--configfile", "config/test.yaml"]
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", *args],
+                            cwd=other, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    marker = other / "results/random-gemma3/samples.parquet"
+    deadline = time.time() + 300
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (other / target).exists()
+    locked = snakemake(other, *args, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    snakemake(other, "--unlock", *args)
+    snakemake(other, *args)
+    files = sorted(p.relative_to(other) for p in (other / "results/random-gemma3").rglob("*")
+                   if p.is_file() and p.suffix in (".parquet", ".yaml"))
+    assert len(files) >= 8
+    for f in files:
+        assert (other / f).read_bytes() == (wf / f).read_bytes(), f
+
+
+def test_moved_project_has_nothing_to_do(wf, tmp_path):
+    """A finished project copied elsewhere (timestamps kept, as cp -a does) is up to date:
+    rules name their inputs, library modules included, by relative path."""
+    import shutil
+
+    moved = tmp_path / "elsewhere" / "project"
+    shutil.copytree(wf, moved, symlinks=True)
+    assert planned(moved, "--configfile", "config/test.yaml") == {}
+
+
 def test_baseline_perplexity_is_independent_cross_entropy(wf):
     """The rule's perplexity equals HF's own loss on the held-out windows, and those
     windows share no text with the analysis samples."""
