@@ -12,7 +12,7 @@ from massact.io import read_parquet, write_parquet
 from massact.runtime import rule_context
 from massact.sampling import windows_tensor
 from massact.sources import load_model
-from massact.sweeps import ablate, run_configs
+from massact.sweeps import ablate, component_start, run_configs
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
@@ -24,7 +24,8 @@ with rule_context(snakemake):  # noqa: F821
     baseline = read_parquet(sm.input.baseline)
     results = run_configs(model, tok, windows, heldout, p.ablations, k=p.topk, n_boot=p.bootstrap,
                           seed=p.seed,
-                          contexts=lambda name: ablate(model, name, n_layers))
+                          contexts=lambda name: ablate(model, name, n_layers),
+                          starts={a: component_start(a, n_layers) for a in p.ablations})
     for name, changes_path, ppl_path in zip(p.ablations, sm.output.changes, sm.output.ppl):
         stats, ppl = results[name]
         c = changes(baseline, stats, p.bootstrap, p.seed)

@@ -10,8 +10,8 @@ from massact.io import read_parquet, write_parquet
 from massact.runtime import rule_context
 from massact.sampling import windows_tensor
 from massact.sources import load_model
-from massact.sweeps import (cumulative_rows, cumulative_sets, head_set_key, prune_context,
-                            run_configs)
+from massact.sweeps import (cumulative_rows, cumulative_sets, head_set_key, head_set_start,
+                            prune_context, run_configs)
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
@@ -24,7 +24,8 @@ with rule_context(snakemake):  # noqa: F821
     results = run_configs(model, tok, windows_tensor(read_parquet(sm.input.windows)),
                           windows_tensor(read_parquet(sm.input.heldout)), unique, k=p.topk,
                           n_boot=p.bootstrap, seed=p.seed,
-                          contexts=prune_context(model, p.mode, means, p.post_norm))
+                          contexts=prune_context(model, p.mode, means, p.post_norm),
+                          starts={key: head_set_start(key) for key in unique})
     rows = cumulative_rows(sets, read_parquet(sm.input.baseline), read_parquet(sm.input.ppl),
                            results, p.bootstrap, p.seed)
     write_parquet(pa.Table.from_pandas(rows, preserve_index=False), sm.output[0],

@@ -324,3 +324,24 @@ def test_post_norm_choice_only_matters_where_a_norm_follows(family_dirs, ids):
     with ablate_heads(model, HEADS, post_norm="frozen"):
         frozen = logits(model, ids[:1])
     torch.testing.assert_close(live, frozen, atol=0, rtol=0)
+
+
+def test_passes_start_late_bit_identically(fam, ids):
+    """Component and head ablations that start at their first changed block equal full
+    passes, bit for bit, on every family (massact.prefix)."""
+    from massact.sweeps import ablate, component_start, head_set_start, prune_context, run_configs
+
+    family, model, tok, _ = fam
+    n = adapt(model).n_layers
+    heldout = ids[:, :16]
+    for configs, ctx, start in (
+            (["attn-1", "mlp-2", "mlp-all"], lambda c: ablate(model, c, n),
+             lambda c: component_start(c, n)),
+            (["2.1", "1.0;3.1"], prune_context(model, "zero", None), head_set_start)):
+        full = run_configs(model, tok, ids, heldout, configs, k=3, n_boot=10, seed=0,
+                           contexts=ctx)
+        fast = run_configs(model, tok, ids, heldout, configs, k=3, n_boot=10, seed=0,
+                           contexts=ctx, starts={c: start(c) for c in configs})
+        for c in configs:
+            assert full[c][0].equals(fast[c][0]), (family, c)
+            assert full[c][1].equals(fast[c][1]), (family, c)

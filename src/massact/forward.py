@@ -57,16 +57,21 @@ HEAD_MEAN_SCHEMA = pa.schema([("layer", pa.int16()), ("head", pa.int16()),
 
 def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool = True,
             heads: bool = True, targets: list[list[int]] | None = None, head_means: bool = False,
-            desc: str = "forward") -> dict[str, pa.Table]:
+            desc: str = "forward", first_layer: int = 0) -> dict[str, pa.Table]:
     """Run every window once; return the requested tables.
 
     - ``layer_stats`` (stats): top-k |x|, median and mean per sample and layer;
     - ``head_scores`` (heads): per sample, layer and head, the attention given to
       ``targets[sample]`` (default: key 0);
     - ``head_means`` (head_means): each head's output averaged over tokens and windows.
+
+    ``first_layer`` > 0 (a pass that starts late, inside ``PrefixCache.start``): the layer
+    statistics hold layers ``first_layer`` and after only.
     """
     arch = adapt(model)
-    rec = StatsRecorder(arch, tokenizer, k) if stats else None
+    if first_layer and (heads or head_means):
+        raise ValueError("head scores and head means need every layer (first_layer=0)")
+    rec = StatsRecorder(arch, tokenizer, k, first_layer) if stats else None
     means = HeadMeanRecorder(arch) if head_means else None
     cols = empty_columns(HEAD_SAMPLE_SCHEMA)
     with ExitStack() as stack:

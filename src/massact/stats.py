@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import pyarrow as pa
 import torch
 
+from .analysis import features_array  # noqa: F401  (public here too)
 from .arch import Arch, adapt
 
 LAYER_STATS_SCHEMA = pa.schema([
@@ -80,18 +81,23 @@ def forward_base(arch: Arch, input_ids: torch.Tensor):
 class StatsRecorder:
     """Collects the layer statistics of each forward pass inside block hooks."""
 
-    def __init__(self, arch: Arch, tokenizer, k: int):
-        self.arch, self.k = arch, k
+    def __init__(self, arch: Arch, tokenizer, k: int, first: int = 0):
+        self.arch, self.k, self.first = arch, k, first
         self.text = TokenText(tokenizer)
         self.cols = {f.name: [] for f in LAYER_STATS_SCHEMA}
         self.current: dict = {}
 
     def hooks(self):
-        return block_hooks(self.arch, lambda i, h: self.current.__setitem__(i, reduce_layer(h[0], self.k)))
+        """Reduce each block's output as it is made; layers before ``first`` (a pass that
+        starts late: massact.prefix) are not recorded."""
+        def keep(i, h):
+            if i >= self.first:
+                self.current[i] = reduce_layer(h[0], self.k)
+        return block_hooks(self.arch, keep)
 
     def collect(self, sample: int, ids_list: list[int]) -> None:
         c = self.cols
-        for layer in range(self.arch.n_layers):
+        for layer in range(self.first, self.arch.n_layers):
             vals, pos, dims, med, mean, xs = (t.cpu() for t in self.current[layer])
             med, mean = float(med), float(mean)
             for r, (v, p, d, xv) in enumerate(zip(vals.tolist(), pos.tolist(), dims.tolist(),
@@ -149,11 +155,3 @@ def prompt_features(model, tokenizer, prompt: str) -> pa.Table:
             cols["token_text"].append(text(id_list[p]))
             cols["values"].append(row)
     return pa.table(cols, schema=PROMPT_SCHEMA)
-
-
-def features_array(table: pa.Table, layer: int):
-    """(tokens × hidden numpy array, token texts) of one layer of a prompt-features table."""
-    import numpy as np
-
-    t = table.filter(pa.compute.equal(table["layer"], layer)).sort_by("token_pos")
-    return np.array(t.column("values").to_pylist(), dtype=np.float32), t.column("token_text").to_pylist()

@@ -26,15 +26,10 @@ import pyarrow as pa
 
 from .ablation import ablate_components, ablate_heads
 from .analysis import bootstrap_ci, paired
+from .config import component_names  # noqa: F401  (re-exported: the names of the sweep)
 from .errors import UserError
 
 KINDS = ("top", "bottom", "random")
-
-
-def component_names(n_layers: int, layers: list[int] | str = "all") -> list[str]:
-    layers = range(n_layers) if layers == "all" else sorted(layers)
-    return (["attn-all", "mlp-all"] + [f"attn-{l}" for l in layers]
-            + [f"mlp-{l}" for l in layers])
 
 
 def component_layers(name: str, n_layers: int) -> dict[str, list[int]]:
@@ -57,6 +52,9 @@ def ks_grid(ks: list, total: int) -> list[int]:
 
 def cumulative_sets(scores: pd.DataFrame, ks: list, seeds: list[int]) -> list[dict]:
     """One entry per (kind, seed, k): its heads, sorted; ``seed`` is -1 for top and bottom."""
+    from .selection import check_scores
+
+    check_scores(scores)
     ranked = scores.sort_values(["score", "layer", "head"], ascending=[False, True, True])
     order = {"top": ranked, "bottom": ranked.iloc[::-1]}
     allh = scores.sort_values(["layer", "head"]).reset_index(drop=True)
@@ -82,21 +80,61 @@ def peak_top1(stats: pa.Table) -> pd.Series:
     return df[df["rank"] == 1].groupby("sample")["value"].max().sort_index()
 
 
-def run_configs(model, tokenizer, windows, heldout, configs: dict, *, k: int, n_boot: int,
-                seed: int, contexts) -> dict:
-    """Run each configuration (name → anything ``contexts(name)`` turns into a context
-    manager); return ``{name: (layer_stats, perplexity table)}``."""
-    from .forward import analyse
-    from .perplexity import run_ppl
+def component_start(name: str, n_layers: int) -> int:
+    """The first block a component ablation changes."""
+    return min(min(v) for v in component_layers(name, n_layers).values())
 
+
+def head_set_start(key: str) -> int:
+    """The first block that removing a head set (a :func:`head_set_key`) changes."""
+    return min((int(p.split(".")[0]) for p in key.split(";")), default=0) if key else 0
+
+
+def with_prefix(unablated: pa.Table, stats: pa.Table, first: int) -> pa.Table:
+    """Layer statistics of a pass that started at block ``first``, completed with the
+    unablated pass's layers before it (which the ablation cannot change), in the row
+    order of a full pass."""
+    import pyarrow.compute as pc
+
+    if not first:
+        return stats
+    before = unablated.filter(pc.less(unablated["layer"], first))
+    return pa.concat_tables([before, stats]).sort_by(
+        [("sample", "ascending"), ("layer", "ascending"), ("rank", "ascending")])
+
+
+def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: int,
+                seed: int, contexts, starts: dict | None = None) -> dict:
+    """Run each configuration (name → anything ``contexts(name)`` turns into a context
+    manager); return ``{name: (layer_stats, perplexity table)}``.
+
+    ``starts`` (name → the first block the configuration changes): one unablated pass
+    over the windows and the held-out windows keeps the start blocks' inputs, and each
+    configuration then starts at its block (massact.prefix), its layer statistics
+    before that block taken from the unablated pass. The results are bit-identical to
+    full passes.
+    """
+    from .forward import analyse
+    from .perplexity import run_ppl, window_nll
+    from .prefix import PrefixCache
+
+    starts = {name: int(starts.get(name, 0)) for name in configs} if starts else {}
+    cache = PrefixCache(model, starts.values())
+    unablated = None
+    if cache.starts:
+        with cache.recording():
+            unablated = analyse(model, tokenizer, windows, k=k, heads=False,
+                                desc="unablated")["layer_stats"]
+            window_nll(model, heldout, desc="unablated perplexity")
     out = {}
     for i, name in enumerate(configs):
         label = name if len(name) < 24 else f"run {i + 1}/{len(configs)}"
-        with contexts(name) if contexts else nullcontext():
-            stats = analyse(model, tokenizer, windows, k=k, heads=False,
-                            desc=label)["layer_stats"]
+        first = starts.get(name, 0)
+        with contexts(name) if contexts else nullcontext(), cache.start(first):
+            stats = analyse(model, tokenizer, windows, k=k, heads=False, desc=label,
+                            first_layer=first)["layer_stats"]
             ppl = run_ppl(model, heldout, label, n_boot, seed)
-        out[name] = (stats, ppl)
+        out[name] = (with_prefix(unablated, stats, first), ppl)
     return out
 
 
