@@ -114,6 +114,7 @@ rule pruning_summary:
         runtime=5,
     params:
         experiments=list(EXPERIMENTS),
+        rules=EXPERIMENTS,
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
     script:
@@ -146,6 +147,7 @@ rule pruning_overview:
         runtime=5,
     params:
         experiments=list(EXPERIMENTS),
+        rules=EXPERIMENTS,
         dpi=config["figures"]["dpi"],
     script:
         "../scripts/pruning_overview.py"

@@ -6,7 +6,7 @@ from massact import plots
 from massact.errors import UserError
 from massact.io import read_parquet
 from massact.runtime import rule_context
-from massact.stats import features_array
+from massact.analysis import features_array
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

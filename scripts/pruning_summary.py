@@ -4,7 +4,7 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 
 import yaml
 
-from massact.analysis import head_label, in_percent, pruning_summary, to_markdown
+from massact.analysis import controls, head_label, in_percent, pruning_summary, to_markdown
 from massact.io import read_parquet, write_text
 from massact.runtime import rule_context
 
@@ -14,7 +14,8 @@ with rule_context(snakemake):  # noqa: F821
     runs = {e: read_parquet(p) for e, p in zip(names, sm.input.pruned)}
     ch = {e: read_parquet(p).to_pandas() for e, p in zip(names, sm.input.changes)}
     ppl = {e: read_parquet(p) for e, p in zip(names, sm.input.ppl)}
-    table = pruning_summary(read_parquet(sm.input.baseline), runs, ch,
+    rules = dict(sm.params.rules)
+    table = pruning_summary(read_parquet(sm.input.baseline), runs, ch, rules,
                             n_boot=sm.params.bootstrap, seed=sm.params.seed,
                             ppl_base=read_parquet(sm.input.ppl_baseline), ppl_by=ppl)
     heads, norms = {}, set()
@@ -24,7 +25,8 @@ with rule_context(snakemake):  # noqa: F821
         heads[e] = " ".join(head_label(l, h) for l, h in run["heads"])
         norms.add(run.get("post_norm", "none"))
     table.insert(1, "heads", table["experiment"].map(heads))
-    table = table.sort_values("experiment", key=lambda e: e.str.startswith("random"), kind="stable")
+    randoms, _ = controls(rules)  # the random controls last
+    table = table.sort_values("experiment", key=lambda e: e.isin(randoms), kind="stable")
     for c in ("random_rank", "n_random"):
         if c in table:
             table[c] = table[c].astype("Int64")

@@ -11,7 +11,8 @@ from massact.sources import load_model
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
-    model, _ = load_model(sm.input.model, sm.params.device, device_map=sm.params.device_map)
+    model, _ = load_model(sm.input.model, sm.params.device, device_map=sm.params.device_map,
+                          tokenizer=False)
     windows = windows_tensor(read_parquet(sm.input.samples))
     targets = massive_positions(read_parquet(sm.input.stats), sm.params.ratio_threshold,
                                 sm.params.abs_threshold, windows.shape[0])

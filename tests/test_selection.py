@@ -81,3 +81,39 @@ def test_permutation_test():
     assert paired_permutation_p(np.ones(8)) == pytest.approx(2 / 256)  # only all-+ and all-−
     assert paired_permutation_p(np.array([1.0, -1.0] * 4)) == 1.0
     assert paired_permutation_p(np.ones(40), n_perm=999) == pytest.approx(1 / 1000, abs=2e-3)
+
+
+def test_nan_scores_are_refused_by_head():
+    from massact.errors import UserError
+    from massact.sweeps import cumulative_sets
+
+    bad = SCORES.copy()
+    bad.loc[(bad.layer == 1) & (bad["head"] == 3), "score"] = np.nan
+    for rule in ({"bottom": 2}, {"top": 1}, {"random": 2, "seed": 0}):
+        with pytest.raises(UserError, match=r"1 head scores are NaN \(L1H3\)"):
+            select(bad, rule)
+    with pytest.raises(UserError, match="NaN"):
+        cumulative_sets(bad, [1, 4], [0])
+    assert select(bad, {"heads": [[1, 3]]}) == [[1, 3]]  # an explicit list needs no score
+
+
+def test_controls_are_recognised_by_rule_not_name():
+    """A random control named anything is a control; a set named random-… that lists its
+    heads is not; the bottom comparison uses the bottom rule's set."""
+    from massact.analysis import controls, pruning_summary, sample_mean_change
+
+    base = synthetic(n_samples=4, n_layers=3, seed=0)
+    runs = {name: synthetic(n_samples=4, n_layers=3, seed=i + 1)
+            for i, name in enumerate(["top", "lowest", "shuffle-0", "shuffle-1", "random-pick"])}
+    rules = {"top": {"top": 2}, "lowest": {"bottom": 2}, "shuffle-0": {"random": 2, "seed": 0},
+             "shuffle-1": {"random": 2, "seed": 1}, "random-pick": {"heads": [[0, 1]]}}
+    assert controls(rules) == (["shuffle-0", "shuffle-1"], "lowest")
+    ch = {e: changes(base, t, 50, 0) for e, t in runs.items()}
+    table = pruning_summary(base, runs, ch, rules, n_boot=50).set_index("experiment")
+    per = {e: sample_mean_change(base, t) for e, t in runs.items()}
+    want = paired_permutation_p(per["top"] - (per["shuffle-0"] + per["shuffle-1"]) / 2)
+    assert table.loc["top", "p_vs_random"] == want
+    assert table.loc["top", "n_random"] == 2
+    assert table.loc["random-pick", "n_random"] == 2  # a tested set, not a control
+    assert table.loc["top", "p_vs_bottom"] == paired_permutation_p(per["top"] - per["lowest"])
+    assert np.isnan(table.loc["shuffle-0", "n_random"])

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from .resampling import bootstrap_ci, paired_permutation_p  # noqa: F401  (public here too)
+
 log = logging.getLogger(__name__)
 
 STATS = ["top1", "top2", "top3", "median"]
@@ -108,40 +110,6 @@ def layerwise_table(summary: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-# ------------------------------------------------------------------ statistics
-def bootstrap_ci(values: np.ndarray, n_boot: int, seed: int, stat=np.mean, level: float = 0.95):
-    """Percentile bootstrap over the first axis (samples) of ``stat``; returns (lo, hi)."""
-    values = np.asarray(values, dtype=np.float64)
-    n = values.shape[0]
-    if n < 2 or n_boot <= 0:
-        est = stat(values, axis=0)
-        return est, est
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
-    boots = stat(values[idx], axis=1)
-    a = (1 - level) / 2
-    return np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)
-
-
-def paired_permutation_p(diff: np.ndarray, n_perm: int = 10000, seed: int = 0) -> float:
-    """Two-sided sign-flip permutation test that paired differences have mean zero.
-
-    Exact (all 2^n sign patterns) for n ≤ 16 samples, else ``n_perm`` seeded draws
-    with the usual +1 correction.
-    """
-    diff = np.asarray(diff, dtype=np.float64)
-    diff = diff[~np.isnan(diff)]
-    n = diff.size
-    if n == 0:
-        return float("nan")
-    obs = abs(diff.mean()) - 1e-12 * max(1.0, abs(diff).max())
-    if n <= 16:
-        signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1
-        return float(np.mean(np.abs((signs * diff).mean(axis=1)) >= obs))
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, n))
-    hits = np.sum(np.abs((signs * diff).mean(axis=1)) >= obs)
-    return float((hits + 1) / (n_perm + 1))
-
-
 # ------------------------------------------------------------------ head scores
 def head_summary(per_sample: pa.Table, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per (layer, head): mean score over samples, std, bootstrap 95% CI, ranks.
@@ -229,16 +197,25 @@ def sample_mean_change(baseline: pa.Table, pruned: pa.Table, stat: str = "top1")
     return ((p[stat] / b[stat] - 1).groupby(level="sample").mean()).to_numpy()
 
 
+def controls(rules: dict[str, dict]) -> tuple[list[str], str | None]:
+    """(the random control experiments, the bottom experiment or None), recognised by
+    their head-set rule, not their name."""
+    randoms = sorted(e for e, r in rules.items() if "random" in r)
+    bottoms = [e for e, r in rules.items() if "bottom" in r]
+    return randoms, bottoms[0] if len(bottoms) == 1 else None
+
+
 def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: dict[str, pd.DataFrame],
-                    random_prefix: str = "random", n_boot: int = 1000, seed: int = 0,
+                    rules: dict[str, dict], n_boot: int = 1000, seed: int = 0,
                     ppl_base: pa.Table | None = None,
                     ppl_by: dict[str, pa.Table] | None = None) -> pd.DataFrame:
     """Per experiment: mean top-1 change over layers (95% CI over samples), the largest
     change and its layer, and where it stands against the random control; with
     ``ppl_by``, the perplexity change (95% CI over held-out windows) and the same tests
-    on the per-window mean nll."""
+    on the per-window mean nll. ``rules`` (experiment → head-set rule) tells the random
+    controls and the bottom set (massact.selection)."""
     per = {e: sample_mean_change(baseline, t) for e, t in runs.items()}
-    randoms = sorted(e for e in runs if e.startswith(random_prefix))
+    randoms, bottom = controls({e: rules[e] for e in runs})
     rand_means = np.array([per[e].mean() for e in randoms])
     rand_per_sample = np.mean([per[e] for e in randoms], axis=0) if randoms else None
     rows = []
@@ -253,16 +230,16 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
             row["random_rank"] = int(np.sum(rand_means < per[e].mean())) + 1  # 1 = below all
             row["n_random"] = len(rand_means)
             row["p_vs_random"] = paired_permutation_p(per[e] - rand_per_sample, seed=seed)
-        if "bottom" in per and e not in randoms and e != "bottom":
-            row["p_vs_bottom"] = paired_permutation_p(per[e] - per["bottom"], seed=seed)
+        if bottom and e not in randoms and e != bottom:
+            row["p_vs_bottom"] = paired_permutation_p(per[e] - per[bottom], seed=seed)
         if ppl_by is not None:
-            row.update(_ppl_columns(e, ppl_base, ppl_by, randoms, n_boot, seed))
+            row.update(_ppl_columns(e, ppl_base, ppl_by, randoms, bottom, n_boot, seed))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _ppl_columns(e, base, ppl_by, randoms, n_boot, seed) -> dict:
-    from .perplexity import compare, window_values
+def _ppl_columns(e, base, ppl_by, randoms, bottom, n_boot, seed) -> dict:
+    from .resampling import compare, window_values
 
     r = ppl_by[e].to_pylist()[0]
     c = compare(base, ppl_by[e], n_boot, seed)
@@ -273,8 +250,8 @@ def _ppl_columns(e, base, ppl_by, randoms, n_boot, seed) -> dict:
     if randoms and e not in randoms:
         out["ppl_p_vs_random"] = paired_permutation_p(
             nll[e] - np.mean([nll[x] for x in randoms], axis=0), seed=seed)
-    if "bottom" in nll and e not in randoms and e != "bottom":
-        out["ppl_p_vs_bottom"] = paired_permutation_p(nll[e] - nll["bottom"], seed=seed)
+    if bottom and e not in randoms and e != bottom:
+        out["ppl_p_vs_bottom"] = paired_permutation_p(nll[e] - nll[bottom], seed=seed)
     return out
 
 
@@ -315,7 +292,7 @@ def components_from_files(ablations: list[str], changes: list, ppl: list, ppl_ba
     """Read the component ablations' changes and perplexity files:
     ``({ablation: changes frame}, components_summary)``."""
     from .io import read_parquet
-    from .perplexity import compare
+    from .resampling import compare
 
     base = read_parquet(ppl_baseline)
     ch = {a: read_parquet(f).to_pandas() for a, f in zip(ablations, changes)}
@@ -387,3 +364,9 @@ def _ranges(layers: list[int]) -> str:
             out.append(f"{start}–{a}" if a != start else str(a))
             start = b
     return ", ".join(out)
+
+
+def features_array(table: pa.Table, layer: int):
+    """(tokens × hidden numpy array, token texts) of one layer of a prompt-features table."""
+    t = table.filter(pa.compute.equal(table["layer"], layer)).sort_by("token_pos")
+    return np.array(t.column("values").to_pylist(), dtype=np.float32), t.column("token_text").to_pylist()

@@ -17,7 +17,12 @@ import yaml
 
 from . import selection
 from .errors import ConfigError, UserError
-from .sources import RANDOM_SIZES
+
+#: Tiny architectures for tests and CI, built from a config with no download.
+RANDOM_SIZES = {
+    "tiny": dict(hidden=64, layers=4, heads=4, intermediate=128, positions=256),
+    "small": dict(hidden=768, layers=12, heads=12, intermediate=3072, positions=1024),
+}
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -228,10 +233,16 @@ def intervention_layers(config: dict, key: str) -> list[int]:
 
 def components(config: dict, key: str) -> list[str]:
     """Component ablations of a model (see massact.sweeps)."""
-    from .sweeps import component_names
-
     return component_names(model_shape(key, config["models"][key])["n_layers"],
                            config["components"]["layers"])
+
+
+def component_names(n_layers: int, layers: list[int] | str = "all") -> list[str]:
+    """``attn-all``, ``mlp-all``, then ``attn-<l>`` and ``mlp-<l>`` of each layer: the
+    component ablations, named as their files are (massact.sweeps runs them)."""
+    layers = range(n_layers) if layers == "all" else sorted(layers)
+    return (["attn-all", "mlp-all"] + [f"attn-{l}" for l in layers]
+            + [f"mlp-{l}" for l in layers])
 
 
 def experiments(config: dict) -> list[str]:

@@ -19,19 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from .arch import adapt
+from .resampling import (PPL_SCHEMA, bootstrap_ppl, compare,  # noqa: F401  (public here too)
+                         perplexity, ppl_table, window_values)
 from .runtime import progress
-
-PPL_SCHEMA = pa.schema([
-    ("run", pa.string()),
-    ("n_windows", pa.int32()),
-    ("n_tokens", pa.int64()),          # predicted tokens over all windows
-    ("ppl", pa.float64()),
-    ("ppl_lo", pa.float64()),          # bootstrap 95% interval over windows
-    ("ppl_hi", pa.float64()),
-    ("window_nll", pa.list_(pa.float64())),     # summed nll of each window
-    ("window_tokens", pa.list_(pa.int32())),    # predicted tokens of each window
-])
-
 
 def _logits(model, hidden: torch.Tensor) -> torch.Tensor:
     logits = model.get_output_embeddings()(hidden).float()
@@ -65,60 +55,7 @@ def window_nll(model, windows: torch.Tensor, chunk: int = 256,
     return nll, n
 
 
-def perplexity(nll: np.ndarray, tokens: np.ndarray) -> float:
-    return float(np.exp(np.sum(nll) / np.sum(tokens)))
-
-
-def bootstrap_ppl(nll: np.ndarray, tokens: np.ndarray, n_boot: int, seed: int,
-                  level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the perplexity, resampling whole windows."""
-    nll, tokens = np.asarray(nll, np.float64), np.asarray(tokens, np.float64)
-    est = perplexity(nll, tokens)
-    if len(nll) < 2 or n_boot <= 0:
-        return est, est
-    idx = np.random.default_rng(seed).integers(0, len(nll), size=(n_boot, len(nll)))
-    boots = np.exp(nll[idx].sum(1) / tokens[idx].sum(1))
-    a = (1 - level) / 2
-    return float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
-
-
-def ppl_table(run: str, nll: np.ndarray, tokens: np.ndarray, n_boot: int, seed: int) -> pa.Table:
-    """One row: the run's perplexity, its interval and the per-window values."""
-    lo, hi = bootstrap_ppl(nll, tokens, n_boot, seed)
-    return pa.table({
-        "run": [run], "n_windows": [len(nll)], "n_tokens": [int(np.sum(tokens))],
-        "ppl": [perplexity(nll, tokens)], "ppl_lo": [lo], "ppl_hi": [hi],
-        "window_nll": [[float(v) for v in nll]], "window_tokens": [[int(v) for v in tokens]],
-    }, schema=PPL_SCHEMA)
-
-
 def run_ppl(model, windows: torch.Tensor, run: str, n_boot: int, seed: int) -> pa.Table:
     """Perplexity table of one run on ``windows`` (with whatever hooks are active)."""
     nll, n = window_nll(model, windows, desc=f"perplexity {run}")
     return ppl_table(run, nll, n, n_boot, seed)
-
-
-def window_values(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """(per-window nll, per-window tokens) of a one-row perplexity table."""
-    row = table.to_pylist()[0]
-    return np.asarray(row["window_nll"], np.float64), np.asarray(row["window_tokens"], np.int64)
-
-
-def compare(base: pa.Table, run: pa.Table, n_boot: int, seed: int) -> dict:
-    """The relative perplexity change of ``run`` against ``base`` on the same windows,
-    with a paired bootstrap interval (resampling windows) and a sign-flip permutation
-    test on the per-window mean nll differences."""
-    from .analysis import paired_permutation_p
-
-    bn, bt = window_values(base)
-    rn, rt = window_values(run)
-    if not np.array_equal(bt, rt):
-        raise ValueError("perplexities compared on different windows")
-    ratio = perplexity(rn, rt) / perplexity(bn, bt) - 1
-    lo = hi = ratio
-    if len(bn) >= 2 and n_boot > 0:
-        idx = np.random.default_rng(seed).integers(0, len(bn), size=(n_boot, len(bn)))
-        boots = np.exp((rn[idx].sum(1) - bn[idx].sum(1)) / bt[idx].sum(1)) - 1
-        lo, hi = np.quantile(boots, 0.025), np.quantile(boots, 0.975)
-    return {"ppl_change": float(ratio), "ppl_change_lo": float(lo), "ppl_change_hi": float(hi),
-            "ppl_p": paired_permutation_p(rn / rt - bn / bt, seed=seed)}

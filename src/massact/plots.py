@@ -187,10 +187,11 @@ def pruning(changes, path, title: str, dpi: int = 150, log_scale: bool = True) -
 
 
 def pruning_overview(changes_by: dict, path, title: str, dpi: int = 150,
-                     random_prefix: str = "random") -> None:
-    """Every experiment's top-1 change per layer; the random control as a band (Figure 4)."""
+                     randoms: list[str] = ()) -> None:
+    """Every experiment's top-1 change per layer; the random controls (``randoms``) as a
+    band (Figure 4)."""
     fig, ax = plt.subplots(figsize=(8, 4))
-    rand = [c for e, c in changes_by.items() if e.startswith(random_prefix)]
+    rand = [c for e, c in changes_by.items() if e in randoms]
     if rand:
         x = rand[0]["layer"].to_numpy()
         r = 100 * np.stack([c["change_top1"].to_numpy() for c in rand])
@@ -198,7 +199,7 @@ def pruning_overview(changes_by: dict, path, title: str, dpi: int = 150,
                         label=f"random heads ({len(rand)} seeds, min–max)")
         ax.plot(x, r.mean(0), color="#7f8c8d", ls="--", lw=1, label="random, mean")
     colors = plt.cm.tab10.colors
-    others = [e for e in changes_by if not e.startswith(random_prefix)]
+    others = [e for e in changes_by if e not in randoms]
     for i, e in enumerate(others):
         c = changes_by[e]
         ax.plot(c["layer"], 100 * c["change_top1"], marker="o", ms=3, lw=1.5,

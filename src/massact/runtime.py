@@ -14,29 +14,43 @@ log = logging.getLogger("massact")
 
 
 def set_threads(n: int) -> int:
-    """Pin torch's intra-op threads to the job's allocation (``threads:``).
+    """Pin the job's compute threads to its allocation (``threads:``).
 
     Inside a SLURM job the allocation (``SLURM_CPUS_PER_TASK``) caps it: a rule that
     asks for every core must not take a whole node that does not bind jobs to CPUs.
+    The thread variables are set before torch is imported (jobs that only read tables
+    never import it); if torch is already loaded, its pools are set too.
     """
-    import torch
-
     n = max(1, int(n))
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if slurm.isdigit() and int(slurm) > 0:
         n = min(n, int(slurm))
-    torch.set_num_threads(n)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:
+        torch_threads()
+    return n
+
+
+def torch_threads() -> None:
+    """torch's intra-op threads from OMP_NUM_THREADS (set by :func:`set_threads`), one
+    inter-op thread. Called by whatever first runs a model in a job."""
+    import torch
+
+    n = os.environ.get("OMP_NUM_THREADS", "")
+    if n.isdigit() and int(n) > 0 and torch.get_num_threads() != int(n):
+        torch.set_num_threads(int(n))
     try:
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set in this process
+    except RuntimeError:  # already set, or a parallel region already ran
         pass
-    os.environ["OMP_NUM_THREADS"] = str(n)
-    return n
 
 
 def resolve_device(requested: str = "auto") -> str:
     """``auto`` → ``cuda`` when this process sees a GPU, else ``cpu``."""
     import torch
+
+    torch_threads()
 
     if requested not in ("auto", "cpu", "cuda"):
         raise UserError(f"device must be auto, cpu or cuda, not {requested!r}")

@@ -10,10 +10,12 @@ A rule is one of
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from .errors import ConfigError
+from .errors import ConfigError, UserError
+
+if TYPE_CHECKING:  # the workflow reads this module while it parses: no pandas there
+    import pandas as pd
 
 KINDS = ("top", "bottom", "top_in_layers", "random", "heads")
 
@@ -56,8 +58,21 @@ def check(sets: dict, n_layers: int, n_heads: int, where: str) -> None:
                                       f"(layers 0..{n_layers - 1}, heads 0..{n_heads - 1})")
 
 
+def check_scores(scores: pd.DataFrame) -> None:
+    """Refuse scores with a NaN: it would sort as the lowest (a "bottom" head) or the
+    highest depending on the sort, silently."""
+    bad = scores[scores["score"].isna()]
+    if len(bad):
+        heads = ", ".join(f"L{int(l)}H{int(h)}" for l, h in zip(bad["layer"], bad["head"]))
+        raise UserError(f"{len(bad)} head scores are NaN ({heads}): the attention of those heads "
+                        "is not a number on these windows (an overflow in float16, or a fully "
+                        "masked row); rerun in float32 or bfloat16, or check the model")
+
+
 def select(scores: pd.DataFrame, rule: dict) -> list[list[int]]:
     """The heads ([[layer, head], ...], sorted) a rule picks, given the head scores."""
+    if "heads" not in rule:
+        check_scores(scores)
     ranked = scores.sort_values(["score", "layer", "head"], ascending=[False, True, True])
     if "top" in rule:
         picked = ranked.head(rule["top"])
@@ -66,6 +81,8 @@ def select(scores: pd.DataFrame, rule: dict) -> list[list[int]]:
     elif "top_in_layers" in rule:
         picked = ranked[ranked["layer"].isin(rule["top_in_layers"])].drop_duplicates("layer")
     elif "random" in rule:
+        import numpy as np
+
         allh = scores.sort_values(["layer", "head"])
         idx = np.random.default_rng(rule.get("seed", 0)).choice(len(allh), rule["random"],
                                                                  replace=False)

@@ -20,17 +20,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .config import RANDOM_SIZES
 from .errors import UserError
 from .fetch import check_sha256, extract_member, fetch_sdist, fetch_wheel
 from .io import sha256_file, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-#: Tiny architectures for tests and CI, built from a config with no download.
-RANDOM_SIZES = {
-    "tiny": dict(hidden=64, layers=4, heads=4, intermediate=128, positions=256),
-    "small": dict(hidden=768, layers=12, heads=12, intermediate=3072, positions=1024),
-}
 
 
 # ----------------------------------------------------------------------- models
