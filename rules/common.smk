@@ -20,6 +20,7 @@ from massact.config import (  # noqa: E402
     feature3d_layers,
     intervention_layers,
     job_mem_mb,
+    library_closure,
     load_yaml,
     materialized_fields,
     overlay,
@@ -88,8 +89,13 @@ def canonical(obj):
 
 
 def lib(*modules):
-    """Library modules that a job computes with; editing one re-runs the jobs using it."""
-    return [os.path.relpath(os.path.join(SRC, "massact", f"{m}.py")) for m in modules]
+    """Library modules that a job computes with, and every library module they import:
+    editing one re-runs the jobs using it."""
+    src = os.path.join(SRC, "massact")
+    return [
+        os.path.relpath(os.path.join(src, f"{m}.py"))
+        for m in library_closure(src, modules)
+    ]
 
 
 def layer_checked(wildcards):

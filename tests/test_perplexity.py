@@ -51,7 +51,7 @@ def test_nll_sees_active_hooks(tiny, windows):
 def test_table_and_bootstrap():
     nll = np.array([10.0, 20.0, 30.0, 40.0])
     tok = np.array([10, 10, 10, 10])
-    t = ppl_table("x", nll, tok, n_boot=500, seed=0).to_pylist()[0]
+    t = ppl_table("x", nll, tok, n_boot=500, seed=0, ids=list("abcd")).to_pylist()[0]
     assert t["ppl"] == pytest.approx(np.exp(100 / 40))
     assert t["ppl_lo"] < t["ppl"] < t["ppl_hi"]
     assert t["window_nll"] == list(nll) and t["n_tokens"] == 40
@@ -60,13 +60,29 @@ def test_table_and_bootstrap():
 
 
 def test_compare_paired():
-    base = ppl_table("b", np.array([10.0, 20.0, 30.0]), np.array([10, 10, 10]), 200, 0)
-    run = ppl_table("r", np.array([11.0, 22.0, 33.0]), np.array([10, 10, 10]), 200, 0)
+    base = ppl_table("b", np.array([10.0, 20.0, 30.0]), np.array([10, 10, 10]), 200, 0, ["a", "b", "c"])
+    run = ppl_table("r", np.array([11.0, 22.0, 33.0]), np.array([10, 10, 10]), 200, 0, ["a", "b", "c"])
     c = compare(base, run, 200, 0)
     assert c["ppl_change"] == pytest.approx(np.exp(66 / 30) / np.exp(60 / 30) - 1)
     assert c["ppl_change_lo"] <= c["ppl_change"] <= c["ppl_change_hi"]
     assert c["ppl_change_lo"] > 0  # every window got worse
     assert c["ppl_p"] == pytest.approx(0.25)  # exact sign-flip test, 3 windows: 2 of 8 patterns
+
+
+def test_paired_comparisons_check_window_identity(tiny, windows):
+    """Runs on the same number of windows of the same lengths, but not the same windows,
+    are not compared; the ids are the windows' own (a hash of their tokens)."""
+    from massact.perplexity import run_ppl
+    from massact.resampling import window_ids
+
+    arch, model, tok = tiny
+    a = run_ppl(model, windows[:2, :20], "a", 50, 0)
+    b = run_ppl(model, windows[1:3, :20], "b", 50, 0)
+    assert a["window_id"].to_pylist()[0] == window_ids(windows[:2, :20])
+    assert a["window_id"].to_pylist()[0][1] == b["window_id"].to_pylist()[0][0]
+    assert compare(a, run_ppl(model, windows[:2, :20], "again", 50, 0), 50, 0)["ppl_change"] == 0
+    with pytest.raises(ValueError, match="different windows"):
+        compare(a, b, 50, 0)
 
 
 def test_heldout_never_overlaps_analysis():

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from massact.stats import layer_stats, prompt_features, features_array
+from massact.analysis import features_array
+from massact.stats import layer_stats, prompt_features
 
 
 def residual_per_layer(model, ids):

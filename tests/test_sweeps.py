@@ -109,7 +109,7 @@ def cumulative_run(model, tok, windows, seeds, n_boot):
     """Cumulative rows for k = 2 on two short windows (and two held-out ones), with the
     pieces needed to check them: (rows, sets, sweep windows, held-out windows, baseline
     stats, baseline nll, baseline tokens)."""
-    from massact.perplexity import ppl_table
+    from massact.perplexity import ppl_table, window_ids
 
     arch = adapt(model)
     sets = cumulative_sets(scores_frame(arch.n_layers, arch.n_heads), [2], seeds=seeds)
@@ -119,7 +119,7 @@ def cumulative_run(model, tok, windows, seeds, n_boot):
                           contexts=prune_context(model, "zero", None))
     base = analyse(model, tok, win, k=3, heads=False)["layer_stats"]
     bnll, bn = window_nll(model, held)
-    rows = cumulative_rows(sets, base, ppl_table("b", bnll, bn, n_boot, 0), results, n_boot, 0)
+    rows = cumulative_rows(sets, base, ppl_table("b", bnll, bn, n_boot, 0, window_ids(held)), results, n_boot, 0)
     return rows, sets, win, held, base, bnll, bn
 
 

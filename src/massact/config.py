@@ -309,6 +309,26 @@ def check_layer(config: dict, key: str, layer: int) -> None:
         raise UserError(f"model {key!r} has layers 0..{n_layers - 1}; there is no layer {layer}")
 
 
+def library_closure(src: Path, modules) -> list[str]:
+    """``modules`` of the library in ``src`` (a directory of modules) and every library
+    module they import, at any depth, sorted: what a job computes with, so that editing
+    any of them re-runs it. Read from the source text; nothing is imported."""
+    import ast
+
+    src = Path(src)
+    seen, todo = set(), list(modules)
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        for node in ast.walk(ast.parse((src / f"{m}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                todo += [n.split(".")[0] for n in names if (src / f"{n.split('.')[0]}.py").exists()]
+    return sorted(seen)
+
+
 def main(argv=None) -> int:
     """``python -m massact.config [FILE ...]``: check config files as the workflow reads
     them (config/config.yaml, then each FILE layered over it), with file and line for a

@@ -163,7 +163,7 @@ INTERVENTION_SCHEMA = pa.schema([
 def intervention_table(layer: int, mode: str, base: pa.Table, runs: dict[str, pa.Table],
                        counts: dict[str, list[int]], n_boot: int, seed: int) -> pa.Table:
     """Rows baseline, massive, control for one layer and mode."""
-    from .analysis import paired_permutation_p
+    from .resampling import paired_permutation_p
     from .perplexity import compare, window_values
 
     rows = []

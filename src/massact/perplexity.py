@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .arch import adapt
 from .resampling import (PPL_SCHEMA, bootstrap_ppl, compare,  # noqa: F401  (public here too)
-                         perplexity, ppl_table, window_values)
+                         perplexity, ppl_table, window_ids, window_values)
 from .runtime import progress
 
 def _logits(model, hidden: torch.Tensor) -> torch.Tensor:
@@ -58,4 +58,4 @@ def window_nll(model, windows: torch.Tensor, chunk: int = 256,
 def run_ppl(model, windows: torch.Tensor, run: str, n_boot: int, seed: int) -> pa.Table:
     """Perplexity table of one run on ``windows`` (with whatever hooks are active)."""
     nll, n = window_nll(model, windows, desc=f"perplexity {run}")
-    return ppl_table(run, nll, n, n_boot, seed)
+    return ppl_table(run, nll, n, n_boot, seed, window_ids(windows.cpu()))

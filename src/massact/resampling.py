@@ -16,7 +16,18 @@ PPL_SCHEMA = pa.schema([
     ("ppl_hi", pa.float64()),
     ("window_nll", pa.list_(pa.float64())),     # summed nll of each window
     ("window_tokens", pa.list_(pa.int32())),    # predicted tokens of each window
+    ("window_id", pa.list_(pa.string())),       # each window's identity (its tokens' hash)
 ])
+
+
+def window_ids(windows) -> list[str]:
+    """A short identity per window (row of token ids): the first 16 hex digits of the
+    sha256 of its ids as int64. Two runs are compared window by window only if these
+    agree."""
+    import hashlib
+
+    rows = np.asarray(windows, dtype=np.int64)
+    return [hashlib.sha256(r.tobytes()).hexdigest()[:16] for r in rows]
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int, seed: int, stat=np.mean, level: float = 0.95):
@@ -69,13 +80,18 @@ def bootstrap_ppl(nll: np.ndarray, tokens: np.ndarray, n_boot: int, seed: int,
     return float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
 
 
-def ppl_table(run: str, nll: np.ndarray, tokens: np.ndarray, n_boot: int, seed: int) -> pa.Table:
-    """One row: the run's perplexity, its interval and the per-window values."""
+def ppl_table(run: str, nll: np.ndarray, tokens: np.ndarray, n_boot: int, seed: int,
+              ids: list[str]) -> pa.Table:
+    """One row: the run's perplexity, its interval and the per-window values, with each
+    window's identity (:func:`window_ids`)."""
+    if len(ids) != len(nll):
+        raise ValueError(f"{len(ids)} window ids for {len(nll)} windows")
     lo, hi = bootstrap_ppl(nll, tokens, n_boot, seed)
     return pa.table({
         "run": [run], "n_windows": [len(nll)], "n_tokens": [int(np.sum(tokens))],
         "ppl": [perplexity(nll, tokens)], "ppl_lo": [lo], "ppl_hi": [hi],
         "window_nll": [[float(v) for v in nll]], "window_tokens": [[int(v) for v in tokens]],
+        "window_id": [list(ids)],
     }, schema=PPL_SCHEMA)
 
 
@@ -91,6 +107,8 @@ def compare(base: pa.Table, run: pa.Table, n_boot: int, seed: int) -> dict:
     test on the per-window mean nll differences."""
     bn, bt = window_values(base)
     rn, rt = window_values(run)
+    if base["window_id"].to_pylist() != run["window_id"].to_pylist():
+        raise ValueError("perplexities compared on different windows (their window_id differ)")
     if not np.array_equal(bt, rt):
         raise ValueError("perplexities compared on different windows")
     ratio = perplexity(rn, rt) / perplexity(bn, bt) - 1

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 import pyarrow as pa
 import torch
 
-from .analysis import features_array  # noqa: F401  (public here too)
 from .arch import Arch, adapt
 
 LAYER_STATS_SCHEMA = pa.schema([

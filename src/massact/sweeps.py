@@ -145,7 +145,7 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
     windows); for top and bottom, sign-flip permutation p-values against the mean of
     the random sets of the same k (and top against bottom), on the per-sample layer
     change and on the per-window mean nll."""
-    from .analysis import paired_permutation_p
+    from .resampling import paired_permutation_p
     from .perplexity import compare, window_values
 
     base_peak = peak_top1(baseline).to_numpy()
