@@ -28,6 +28,7 @@ from massact.config import (  # noqa: E402
     window_seqlen,
 )
 from massact.selection import expand as expand_sets  # noqa: E402
+from massact.selection import is_control, tested as tested_sets  # noqa: E402
 from massact.errors import UserError  # noqa: E402
 
 try:  # a syntax error named with its file and line (Snakemake's own message has neither)
@@ -105,6 +106,14 @@ def layer_checked(wildcards):
     except UserError as e:
         raise WorkflowError(str(e)) from None
     return []
+
+
+def control_avoids(experiment):
+    """The tested sets' rules, for a control experiment (a random or matched set avoids
+    their heads); nothing for a tested one, so that editing one tested set re-runs
+    only it and the controls."""
+    head_set = EXPERIMENTS[experiment]
+    return canonical(tested_sets(EXPERIMENTS)) if is_control(head_set) else {}
 
 
 def model_dir(wildcards):

@@ -39,6 +39,7 @@ rule prune_heads:
         runtime=60,
     params:
         rule=lambda wc: canonical(EXPERIMENTS[wc.experiment]),
+        tested=lambda wc: control_avoids(wc.experiment),
         mode=config["pruning"]["mode"],
         post_norm=config["pruning"]["post_norm"],
         topk=config["extraction"]["topk"],

@@ -18,7 +18,7 @@ from massact.sources import load_model
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     p = sm.params
-    heads = select(read_parquet(sm.input.scores).to_pandas(), p.rule)
+    heads = select(read_parquet(sm.input.scores).to_pandas(), p.rule, dict(p.tested))
     model, tok = load_model(sm.input.model, p.device, device_map=p.device_map)
     windows = windows_tensor(read_parquet(sm.input.samples))
     means = means_from_table(read_parquet(sm.input.means)) if p.mode == "mean" else None

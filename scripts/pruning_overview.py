@@ -10,6 +10,6 @@ from massact.runtime import rule_context
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     ch = {e: read_parquet(p).to_pandas() for e, p in zip(sm.params.experiments, sm.input.changes)}
-    randoms, _ = controls(dict(sm.params.rules))
+    randoms, _, matched = controls(dict(sm.params.rules))
     plots.pruning_overview(ch, sm.output[0], sm.wildcards.model, dpi=sm.params.dpi,
-                           randoms=randoms)
+                           randoms=randoms, matched=matched)

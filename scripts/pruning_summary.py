@@ -25,9 +25,10 @@ with rule_context(snakemake):  # noqa: F821
         heads[e] = " ".join(head_label(l, h) for l, h in run["heads"])
         norms.add(run.get("post_norm", "none"))
     table.insert(1, "heads", table["experiment"].map(heads))
-    randoms, _ = controls(rules)  # the random controls last
-    table = table.sort_values("experiment", key=lambda e: e.isin(randoms), kind="stable")
-    for c in ("random_rank", "n_random"):
+    randoms, _, matched = controls(rules)  # the controls last
+    last = set(randoms) | {c for cs in matched.values() for c in cs}
+    table = table.sort_values("experiment", key=lambda e: e.isin(last), kind="stable")
+    for c in ("random_rank", "n_random", "n_matched"):
         if c in table:
             table[c] = table[c].astype("Int64")
     write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
@@ -37,7 +38,9 @@ with rule_context(snakemake):  # noqa: F821
             "layers; 95% intervals: percentile bootstrap over samples. random_rank: rank of the "
             "experiment's mean change among the random head sets (1 = lowest). p_vs_random / "
             "p_vs_bottom: two-sided paired sign-flip permutation test over samples (exact for "
-            "≤ 16 samples) against the mean of the random sets / the bottom set. ppl: perplexity on "
+            "≤ 16 samples) against the mean of the random sets / the bottom set; p_vs_matched: the
+            same against the mean of the set's layer-matched controls (as many heads from
+            the same layers; n_matched sets). ppl: perplexity on "
             "the held-out windows (95% interval: bootstrap over windows); ppl_change: relative to "
             "the unpruned model on the same windows (paired bootstrap); ppl_p_vs_random / "
             "ppl_p_vs_bottom: the same sign-flip test on the per-window mean nll.")

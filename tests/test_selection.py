@@ -107,7 +107,7 @@ def test_controls_are_recognised_by_rule_not_name():
             for i, name in enumerate(["top", "lowest", "shuffle-0", "shuffle-1", "random-pick"])}
     rules = {"top": {"top": 2}, "lowest": {"bottom": 2}, "shuffle-0": {"random": 2, "seed": 0},
              "shuffle-1": {"random": 2, "seed": 1}, "random-pick": {"heads": [[0, 1]]}}
-    assert controls(rules) == (["shuffle-0", "shuffle-1"], "lowest")
+    assert controls(rules) == (["shuffle-0", "shuffle-1"], "lowest", {})
     ch = {e: changes(base, t, 50, 0) for e, t in runs.items()}
     table = pruning_summary(base, runs, ch, rules, n_boot=50).set_index("experiment")
     per = {e: sample_mean_change(base, t) for e, t in runs.items()}
@@ -117,3 +117,71 @@ def test_controls_are_recognised_by_rule_not_name():
     assert table.loc["random-pick", "n_random"] == 2  # a tested set, not a control
     assert table.loc["top", "p_vs_bottom"] == paired_permutation_p(per["top"] - per["lowest"])
     assert np.isnan(table.loc["shuffle-0", "n_random"])
+
+
+def _hand_draw(n, k, seed, avoid):
+    """The rejection sampler written out: draw k of the n heads (in layer, head order)
+    with the seeded generator until a draw avoids ``avoid``."""
+    allh = [(l, h) for l in range(3) for h in range(4)]
+    rng = np.random.default_rng(seed)
+    while True:
+        picked = {allh[i] for i in rng.choice(n, k, replace=False)}
+        if not picked & avoid:
+            return sorted(map(list, picked))
+
+
+def test_random_controls_avoid_the_tested_heads():
+    tested_rules = {"top": {"top": 3}, "mine": {"heads": [[1, 0]]}}
+    avoid = {(0, 2), (2, 3), (2, 2), (1, 0)}
+    assert {tuple(h) for r in tested_rules.values() for h in select(SCORES, r)} == avoid
+    clashed = 0
+    for seed in range(40):
+        plain = select(SCORES, {"random": 4, "seed": seed})
+        fair = select(SCORES, {"random": 4, "seed": seed}, tested_rules)
+        assert not {tuple(h) for h in fair} & avoid
+        assert fair == _hand_draw(12, 4, seed, avoid)
+        if {tuple(h) for h in plain} & avoid:
+            clashed += 1
+        else:
+            assert fair == plain  # a draw that avoided them is unchanged
+    assert clashed > 10  # the plain draws did hit tested heads: the test can fail
+
+
+def test_layer_matched_control():
+    """As many heads from each layer of the tested set, none of them tested."""
+    sets = {"top": {"top": 3}, "m": {"matched": "top", "seeds": [0, 1, 2]},
+            "r": {"random": 2, "seeds": [0]}}
+    exp = expand(sets)
+    assert exp["m-1"] == {"matched": "top", "seed": 1}
+    check(sets, 3, 4, "heads.sets")
+    from massact.selection import tested
+
+    top = select(SCORES, {"top": 3})  # [[0, 2], [2, 2], [2, 3]]
+    draws = set()
+    for name in ("m-0", "m-1", "m-2"):
+        got = select(SCORES, exp[name], tested(exp))
+        layers = sorted(l for l, _ in got)
+        assert layers == sorted(l for l, _ in top)
+        assert not {tuple(h) for h in got} & {tuple(h) for h in top}
+        draws.add(tuple(map(tuple, got)))
+    assert len(draws) > 1  # the seeds differ
+    with pytest.raises(ConfigError, match=r"heads.sets.m.matched.*'r' is not a tested head set"):
+        check({**sets, "m": {"matched": "r"}}, 3, 4, "heads.sets")
+
+
+def test_matched_control_in_the_summary():
+    from massact.analysis import controls, pruning_summary, sample_mean_change
+
+    base = synthetic(n_samples=4, n_layers=3, seed=0)
+    names = ["top", "m-0", "m-1", "random-0"]
+    runs = {n: synthetic(n_samples=4, n_layers=3, seed=i + 1) for i, n in enumerate(names)}
+    rules = {"top": {"top": 2}, "m-0": {"matched": "top", "seed": 0},
+             "m-1": {"matched": "top", "seed": 1}, "random-0": {"random": 2, "seed": 0}}
+    assert controls(rules) == (["random-0"], None, {"top": ["m-0", "m-1"]})
+    ch = {e: changes(base, t, 50, 0) for e, t in runs.items()}
+    table = pruning_summary(base, runs, ch, rules, n_boot=50).set_index("experiment")
+    per = {e: sample_mean_change(base, t) for e, t in runs.items()}
+    assert table.loc["top", "p_vs_matched"] == paired_permutation_p(
+        per["top"] - (per["m-0"] + per["m-1"]) / 2)
+    assert table.loc["top", "n_matched"] == 2 and table.loc["top", "n_random"] == 1
+    assert np.isnan(table.loc["m-0", "n_random"])  # a control is not tested against random

@@ -197,12 +197,16 @@ def sample_mean_change(baseline: pa.Table, pruned: pa.Table, stat: str = "top1")
     return ((p[stat] / b[stat] - 1).groupby(level="sample").mean()).to_numpy()
 
 
-def controls(rules: dict[str, dict]) -> tuple[list[str], str | None]:
-    """(the random control experiments, the bottom experiment or None), recognised by
-    their head-set rule, not their name."""
+def controls(rules: dict[str, dict]) -> tuple[list[str], str | None, dict[str, list[str]]]:
+    """(the random controls, the bottom set or None, {tested set: its layer-matched
+    controls}), recognised by their head-set rule (massact.selection), not their name."""
     randoms = sorted(e for e, r in rules.items() if "random" in r)
     bottoms = [e for e, r in rules.items() if "bottom" in r]
-    return randoms, bottoms[0] if len(bottoms) == 1 else None
+    matched: dict[str, list[str]] = {}
+    for e, r in sorted(rules.items()):
+        if "matched" in r:
+            matched.setdefault(r["matched"], []).append(e)
+    return randoms, bottoms[0] if len(bottoms) == 1 else None, matched
 
 
 def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: dict[str, pd.DataFrame],
@@ -215,7 +219,8 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
     on the per-window mean nll. ``rules`` (experiment → head-set rule) tells the random
     controls and the bottom set (massact.selection)."""
     per = {e: sample_mean_change(baseline, t) for e, t in runs.items()}
-    randoms, bottom = controls({e: rules[e] for e in runs})
+    randoms, bottom, matched = controls({e: rules[e] for e in runs})
+    is_control = set(randoms) | {c for cs in matched.values() for c in cs}
     rand_means = np.array([per[e].mean() for e in randoms])
     rand_per_sample = np.mean([per[e] for e in randoms], axis=0) if randoms else None
     rows = []
@@ -226,19 +231,25 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
         row = {"experiment": e, "mean_change": per[e].mean(), "mean_change_lo": float(lo),
                "mean_change_hi": float(hi), "max_change": float(c["change_top1"].iloc[i]),
                "max_change_layer": int(c["layer"].iloc[i])}
-        if len(rand_means) and e not in randoms:
+        if len(rand_means) and e not in is_control:
             row["random_rank"] = int(np.sum(rand_means < per[e].mean())) + 1  # 1 = below all
             row["n_random"] = len(rand_means)
             row["p_vs_random"] = paired_permutation_p(per[e] - rand_per_sample, seed=seed)
-        if bottom and e not in randoms and e != bottom:
+        if bottom and e not in is_control and e != bottom:
             row["p_vs_bottom"] = paired_permutation_p(per[e] - per[bottom], seed=seed)
+        if matched.get(e):
+            mine = matched[e]
+            row["n_matched"] = len(mine)
+            row["p_vs_matched"] = paired_permutation_p(
+                per[e] - np.mean([per[c] for c in mine], axis=0), seed=seed)
         if ppl_by is not None:
-            row.update(_ppl_columns(e, ppl_base, ppl_by, randoms, bottom, n_boot, seed))
+            row.update(_ppl_columns(e, ppl_base, ppl_by, randoms, bottom, n_boot, seed,
+                                    matched.get(e, []), is_control))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _ppl_columns(e, base, ppl_by, randoms, bottom, n_boot, seed) -> dict:
+def _ppl_columns(e, base, ppl_by, randoms, bottom, n_boot, seed, matched, is_control) -> dict:
     from .resampling import compare, window_values
 
     r = ppl_by[e].to_pylist()[0]
@@ -247,11 +258,14 @@ def _ppl_columns(e, base, ppl_by, randoms, bottom, n_boot, seed) -> dict:
            "ppl_change": c["ppl_change"], "ppl_change_lo": c["ppl_change_lo"],
            "ppl_change_hi": c["ppl_change_hi"]}
     nll = {k: np.divide(*window_values(t)) for k, t in ppl_by.items()}  # mean nll per window
-    if randoms and e not in randoms:
+    if randoms and e not in is_control:
         out["ppl_p_vs_random"] = paired_permutation_p(
             nll[e] - np.mean([nll[x] for x in randoms], axis=0), seed=seed)
-    if bottom and e not in randoms and e != bottom:
+    if bottom and e not in is_control and e != bottom:
         out["ppl_p_vs_bottom"] = paired_permutation_p(nll[e] - nll[bottom], seed=seed)
+    if matched:
+        out["ppl_p_vs_matched"] = paired_permutation_p(
+            nll[e] - np.mean([nll[x] for x in matched], axis=0), seed=seed)
     return out
 
 

@@ -187,19 +187,25 @@ def pruning(changes, path, title: str, dpi: int = 150, log_scale: bool = True) -
 
 
 def pruning_overview(changes_by: dict, path, title: str, dpi: int = 150,
-                     randoms: list[str] = ()) -> None:
-    """Every experiment's top-1 change per layer; the random controls (``randoms``) as a
-    band (Figure 4)."""
+                     randoms: list[str] = (), matched: dict | None = None) -> None:
+    """Every experiment's top-1 change per layer; the random controls (``randoms``) and
+    each set's layer-matched controls (``matched``) as bands (Figure 4)."""
     fig, ax = plt.subplots(figsize=(8, 4))
-    rand = [c for e, c in changes_by.items() if e in randoms]
-    if rand:
+    matched = matched or {}
+    bands = [(randoms, "random heads", "#95a5a6")] + [
+        (cs, f"matched to {t}", "#d4ac0d") for t, cs in matched.items()]
+    for names, what, color in bands:
+        rand = [changes_by[e] for e in names if e in changes_by]
+        if not rand:
+            continue
         x = rand[0]["layer"].to_numpy()
         r = 100 * np.stack([c["change_top1"].to_numpy() for c in rand])
-        ax.fill_between(x, r.min(0), r.max(0), color="#95a5a6", alpha=0.35, lw=0,
-                        label=f"random heads ({len(rand)} seeds, min–max)")
-        ax.plot(x, r.mean(0), color="#7f8c8d", ls="--", lw=1, label="random, mean")
+        ax.fill_between(x, r.min(0), r.max(0), color=color, alpha=0.3, lw=0,
+                        label=f"{what} ({len(rand)} seeds, min–max)")
+        ax.plot(x, r.mean(0), color=color, ls="--", lw=1, label=f"{what}, mean")
     colors = plt.cm.tab10.colors
-    others = [e for e in changes_by if e not in randoms]
+    controls = set(randoms) | {c for cs in matched.values() for c in cs}
+    others = [e for e in changes_by if e not in controls]
     for i, e in enumerate(others):
         c = changes_by[e]
         ax.plot(c["layer"], 100 * c["change_top1"], marker="o", ms=3, lw=1.5,
