@@ -38,12 +38,13 @@ with rule_context(snakemake):  # noqa: F821
             "layers; 95% intervals: percentile bootstrap over samples. random_rank: rank of the "
             "experiment's mean change among the random head sets (1 = lowest). p_vs_random / "
             "p_vs_bottom: two-sided paired sign-flip permutation test over samples (exact for "
-            "≤ 16 samples) against the mean of the random sets / the bottom set; p_vs_matched: the
-            same against the mean of the set's layer-matched controls (as many heads from
-            the same layers; n_matched sets). ppl: perplexity on "
+            "≤ 16 samples) against the mean of the random sets / the bottom set; p_vs_matched: "
+            "the same against the mean of the set's layer-matched controls (as many heads from "
+            "the same layers; n_matched sets). ppl: perplexity on "
             "the held-out windows (95% interval: bootstrap over windows); ppl_change: relative to "
             "the unpruned model on the same windows (paired bootstrap); ppl_p_vs_random / "
-            "ppl_p_vs_bottom: the same sign-flip test on the per-window mean nll.")
+            "ppl_p_vs_bottom / ppl_p_vs_matched: the same sign-flip test on the per-window mean "
+            "nll.")
     if norms - {"none"}:  # a norm follows the attention output (Gemma-2/3)
         note += (f" The norm after the attention output is {', '.join(sorted(norms))}: live lets "
                  "it rescale the remaining heads, frozen keeps its unablated scale.")

@@ -6,6 +6,7 @@ Runs in the Snakefile before any job; every error names the key and what is allo
 from __future__ import annotations
 
 import copy
+import functools
 import glob
 import os
 import re
@@ -309,23 +310,30 @@ def check_layer(config: dict, key: str, layer: int) -> None:
         raise UserError(f"model {key!r} has layers 0..{n_layers - 1}; there is no layer {layer}")
 
 
+_RELATIVE_IMPORT = re.compile(r"^\s*from \.(\w*) import \(?([\w, ]*)", re.M)
+
+
+@functools.lru_cache(maxsize=None)
+def _library_imports(path: Path) -> tuple[str, ...]:
+    """Library modules that the module at ``path`` imports (``from .x import ...`` and
+    ``from . import x``), read from its text."""
+    names = []
+    for module, imported in _RELATIVE_IMPORT.findall(path.read_text(encoding="utf-8")):
+        names += [module] if module else [n.strip() for n in imported.split(",") if n.strip()]
+    return tuple(n for n in names if (path.parent / f"{n}.py").exists())
+
+
 def library_closure(src: Path, modules) -> list[str]:
     """``modules`` of the library in ``src`` (a directory of modules) and every library
     module they import, at any depth, sorted: what a job computes with, so that editing
     any of them re-runs it. Read from the source text; nothing is imported."""
-    import ast
-
-    src = Path(src)
+    src = Path(src).resolve()
     seen, todo = set(), list(modules)
     while todo:
         m = todo.pop()
-        if m in seen:
-            continue
-        seen.add(m)
-        for node in ast.walk(ast.parse((src / f"{m}.py").read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                names = [node.module] if node.module else [a.name for a in node.names]
-                todo += [n.split(".")[0] for n in names if (src / f"{n.split('.')[0]}.py").exists()]
+        if m not in seen:
+            seen.add(m)
+            todo += _library_imports(src / f"{m}.py")
     return sorted(seen)
 
 
