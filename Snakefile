@@ -33,6 +33,8 @@ include: "rules/report.smk"
 
 
 rule all:
+    """Every figure and table of every model in `run`, the cross-model summary and the
+    resolved config."""
     default_target: True
     input:
         all_targets(),

@@ -5,6 +5,8 @@
 
 
 rule sweep_baseline:
+    """Layer statistics of the sweep windows (the first analysis windows, cut short)
+    for the component and cumulative sweeps to compare against."""
     input:
         model=model_dir,
         samples="results/{model}/samples.parquet",
@@ -38,6 +40,9 @@ rule sweep_baseline:
 for _model in MODELS:
 
     rule:
+        """Remove whole attention sublayers and MLPs (all at once, then one layer at
+        a time); per ablation the changes against the sweep baseline and the
+        perplexity on the held-out windows."""
         name:
             f"component_ablations_{rule_suffix(_model)}"
         input:
@@ -80,6 +85,7 @@ for _model in MODELS:
 
 
 rule components_figure:
+    """Which component creates the massive activation, at which layer."""
     input:
         changes=lambda wc: component_files(wc.model, "components/{a}/changes.parquet"),
         ppl=lambda wc: component_files(wc.model, "perplexity/components_{a}.parquet"),
@@ -112,6 +118,8 @@ rule components_figure:
 
 
 rule components_table:
+    """Per component ablation, the change of the massive activation and of the
+    perplexity, with their intervals."""
     input:
         changes=lambda wc: component_files(wc.model, "components/{a}/changes.parquet"),
         ppl=lambda wc: component_files(wc.model, "perplexity/components_{a}.parquet"),
@@ -144,6 +152,9 @@ rule components_table:
 
 
 rule intervention:
+    """At one layer, set the massive activations (and, as a control, as many
+    ordinary entries) to zero or to their mean; perplexity on the held-out
+    windows."""
     input:
         model=model_dir,
         heldout="results/{model}/heldout.parquet",
@@ -181,6 +192,8 @@ rule intervention:
 
 
 rule intervention_table:
+    """The paper's table, perplexity with the massive activations set to zero or to
+    their mean, against as many random ordinary activations."""
     input:
         lambda wc: intervention_files(wc.model),
         code=lib("analysis"),
@@ -207,6 +220,8 @@ rule intervention_table:
 
 
 rule cumulative_pruning:
+    """Remove the top-, bottom- and random-k heads for each k of the grid; change of
+    the massive activation and perplexity against k."""
     input:
         model=model_dir,
         windows="results/{model}/sweeps/windows.parquet",
@@ -246,6 +261,7 @@ rule cumulative_pruning:
 
 
 rule cumulative_figure:
+    """How many heads must go before the massive activation or the model breaks."""
     input:
         rows="results/{model}/cumulative/pruning.parquet",
         code=lib("plots"),

@@ -3,6 +3,7 @@
 
 
 rule extract_activations:
+    """One pass per sample → layer statistics, head scores, head means."""
     input:
         model=model_dir,
         samples="results/{model}/samples.parquet",
@@ -31,6 +32,7 @@ rule extract_activations:
 
 
 rule prompt_features:
+    """The full residual stream of every layer for the 3D prompt."""
     input:
         model=model_dir,
         code=lib("stats", "arch"),

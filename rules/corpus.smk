@@ -2,6 +2,7 @@
 
 
 rule materialize_corpus:
+    """The configured corpus → resources/corpus/{corpus}.parquet."""
     input:
         files=corpus_files,
     output:
@@ -24,6 +25,7 @@ rule materialize_corpus:
 
 
 rule sample_windows:
+    """Seeded token windows of the corpus for one model."""
     input:
         corpus=f"resources/corpus/{CORPUS}.parquet",
         model=model_dir,
@@ -49,6 +51,7 @@ rule sample_windows:
 
 
 rule sample_heldout:
+    """The held-out perplexity windows, disjoint from the analysis samples."""
     input:
         corpus=f"resources/corpus/{CORPUS}.parquet",
         model=model_dir,

@@ -2,6 +2,7 @@
 
 
 rule layerwise_figure:
+    """Top-1/2/3 and median |x| per layer."""
     input:
         "results/{model}/activations/layer_stats.parquet",
         code=lib("analysis", "plots"),
@@ -30,6 +31,7 @@ rule layerwise_figure:
 
 
 rule layerwise_table:
+    """The per-layer statistics table (CSV and Markdown)."""
     input:
         "results/{model}/activations/layer_stats.parquet",
         code=lib("analysis"),
@@ -51,6 +53,7 @@ rule layerwise_table:
 
 
 rule massive_table:
+    """Every massive activation found, by the configured thresholds."""
     input:
         "results/{model}/activations/layer_stats.parquet",
         code=lib("analysis"),
@@ -74,6 +77,7 @@ rule massive_table:
 
 
 rule feature3d_figure:
+    """The 3D |x| picture of one layer for the prompt."""
     input:
         "results/{model}/activations/prompt_features.parquet",
         layer=layer_checked,

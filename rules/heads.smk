@@ -3,6 +3,7 @@
 
 
 rule score_heads_massive:
+    """Attention to every token that carries a massive activation."""
     input:
         model=model_dir,
         samples="results/{model}/samples.parquet",
@@ -31,6 +32,7 @@ rule score_heads_massive:
 
 
 rule head_scores:
+    """Per-head mean score over samples, spread, bootstrap CI and ranks."""
     input:
         "results/{model}/heads/per_sample{target}.parquet",
         code=lib("analysis"),
@@ -54,6 +56,7 @@ rule head_scores:
 
 
 rule head_selection:
+    """Every named head set, from the scores and the config's rules."""
     input:
         "results/{model}/heads/scores.parquet",
         code=lib("selection"),
@@ -76,6 +79,7 @@ rule head_selection:
 
 
 rule head_figures:
+    """The heads' scores as a heatmap and by layer."""
     input:
         "results/{model}/heads/scores{target}.parquet",
         code=lib("plots"),
@@ -109,6 +113,7 @@ rule head_figures:
 
 
 rule head_tables:
+    """The top and bottom heads, as CSV and Markdown."""
     input:
         "results/{model}/heads/scores{target}.parquet",
         code=lib("analysis"),

@@ -3,6 +3,7 @@
 
 
 rule materialize_model:
+    """Any registry key → resources/models/{model}/."""
     output:
         directory("resources/models/{model}"),
     log:

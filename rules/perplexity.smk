@@ -4,6 +4,7 @@
 
 
 rule perplexity_baseline:
+    """The unmodified model's perplexity on the held-out windows."""
     input:
         model=model_dir,
         heldout="results/{model}/heldout.parquet",

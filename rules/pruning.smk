@@ -3,6 +3,8 @@
 
 
 rule prune_heads:
+    """Select one experiment's heads, rerun the baseline pass without them, and
+    compare per layer with the baseline."""
     input:
         model=model_dir,
         samples="results/{model}/samples.parquet",
@@ -52,6 +54,7 @@ rule prune_heads:
 
 
 rule pruning_figure:
+    """Baseline vs pruned per layer for one experiment."""
     input:
         changes="results/{model}/pruning/{experiment}/changes.parquet",
         heads="results/{model}/pruning/{experiment}/heads.yaml",
@@ -81,6 +84,7 @@ rule pruning_figure:
 
 
 rule pruning_summary:
+    """The results table, every experiment against the random control."""
     input:
         baseline="results/{model}/activations/layer_stats.parquet",
         pruned=expand(
@@ -123,6 +127,7 @@ rule pruning_summary:
 
 
 rule pruning_overview:
+    """Every experiment's top-1 change per layer, random as a band."""
     input:
         changes=expand(
             "results/{{model}}/pruning/{experiment}/changes.parquet",
@@ -155,6 +160,7 @@ rule pruning_overview:
 
 
 rule prune_prompt:
+    """The prompt's residual stream with the compared heads removed."""
     input:
         model=model_dir,
         scores="results/{model}/heads/scores.parquet",
@@ -187,6 +193,7 @@ rule prune_prompt:
 
 
 rule feature3d_compare:
+    """A layer's 3D picture before/after pruning, and the difference."""
     input:
         baseline="results/{model}/activations/prompt_features.parquet",
         pruned="results/{model}/pruning/feature3d/layer{layer}/prompt_features.parquet",

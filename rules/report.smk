@@ -4,6 +4,8 @@
 
 
 rule resolved_config:
+    """The config this run used, every file and --config merged and every default
+    filled in, with sorted keys."""
     output:
         "results/config.yaml",
     log:
@@ -23,6 +25,7 @@ rule resolved_config:
 
 
 rule models_layerwise:
+    """The top-1/median ratio per layer of every model, depth normalized."""
     input:
         expand("results/{model}/tables/layerwise.csv", model=MODELS),
         code=lib("plots"),
@@ -50,6 +53,8 @@ rule models_layerwise:
 
 
 rule models_table:
+    """Per model, where the massive activations form, their size and dimensions, the
+    top head, and the pruning, component and intervention headlines."""
     input:
         layerwise=expand("results/{model}/tables/layerwise.csv", model=MODELS),
         massive=expand("results/{model}/tables/massive.csv", model=MODELS),

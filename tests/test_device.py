@@ -111,6 +111,19 @@ def test_a_rule_body_runs_with_the_jobs_threads(restore_threads, tmp_path):
     assert inside == 2
 
 
+def test_a_job_log_holds_what_it_printed_and_wrote(tmp_path, capsys):
+    out = tmp_path / "table.csv"
+    job = SimpleNamespace(log=[str(tmp_path / "job.log")], threads=1, rule="massive_table",
+                          output=[str(out)])
+    with rule_context(job):
+        print("3 massive activations found")
+        out.write_text("a,b\n")
+    text = (tmp_path / "job.log").read_text()
+    assert "3 massive activations found" in text
+    assert f"done: wrote {out} (4 bytes)" in text
+    assert "massive activations" not in capsys.readouterr().out  # the log, not the console
+
+
 def test_a_job_asking_for_cuda_without_a_gpu_fails_with_advice(gpu, tmp_path, capsys):
     """The failure a user sees when device: cuda lands on a CPU-only node."""
     gpu(False)

@@ -87,6 +87,14 @@ def test_every_target_is_built(wf):
         assert "Traceback" not in log.read_text(), log
 
 
+def test_every_job_log_says_what_the_job_wrote(wf):
+    logs = sorted((wf / "results/logs").rglob("*.log"))
+    assert len(logs) > 100
+    for log in logs:
+        text = log.read_text()
+        assert "done: wrote " in text, log
+
+
 def test_second_run_has_nothing_to_do(wf):
     assert planned(wf, "--configfile", "config/test.yaml") == {}
 

@@ -74,6 +74,21 @@ def progress(iterable, desc: str, total: int | None = None):
                 disable=os.environ.get("MASSACT_NO_PROGRESS") == "1")
 
 
+def _written(outputs) -> str:
+    """The job's outputs and their sizes, for its log."""
+    parts = []
+    for path in outputs:
+        p = os.fspath(path)
+        if os.path.isdir(p):
+            size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(p) for f in fs)
+            parts.append(f"{p}/ ({size:,} bytes)")
+        elif os.path.exists(p):
+            parts.append(f"{p} ({os.path.getsize(p):,} bytes)")
+        else:
+            parts.append(f"{p} (missing)")
+    return "wrote " + ", ".join(parts) if parts else "no outputs"
+
+
 @contextmanager
 def rule_context(snakemake_obj):
     """Run a rule body with logging to its log file and friendly errors.
@@ -83,8 +98,10 @@ def rule_context(snakemake_obj):
     """
     logfile = snakemake_obj.log[0] if len(snakemake_obj.log) else None
     fh = open(logfile, "w", buffering=1) if logfile else sys.stderr
-    old_stderr = sys.stderr
+    old_stderr, old_stdout = sys.stderr, sys.stdout
     sys.stderr = fh
+    if fh is not old_stderr:  # what a job prints belongs in its log
+        sys.stdout = fh
     handler = logging.StreamHandler(fh)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -93,6 +110,7 @@ def rule_context(snakemake_obj):
     try:
         set_threads(snakemake_obj.threads)
         yield
+        log.info("done: %s", _written(getattr(snakemake_obj, "output", [])))
     except UserError as e:
         print(f"ERROR: {e}", file=fh)
         if fh is not old_stderr:
@@ -103,6 +121,6 @@ def rule_context(snakemake_obj):
         raise
     finally:
         root.removeHandler(handler)
-        sys.stderr = old_stderr
+        sys.stderr, sys.stdout = old_stderr, old_stdout
         if fh is not old_stderr:
             fh.close()
