@@ -161,7 +161,7 @@ rule intervention:
         samples="results/{model}/samples.parquet",
         baseline="results/{model}/perplexity/baseline.parquet",
         layer=layer_checked,
-        code=lib("intervention", "perplexity", "arch", "analysis"),
+        code=lib("intervention", "perplexity", "arch"),
     output:
         expand(
             "results/{{model}}/intervention/{{layer}}_{mode}.parquet",
@@ -179,6 +179,46 @@ rule intervention:
         gpu=gpus,
         runtime=60,
     params:
+        layers=lambda wc: int(wc.layer),
+        modes=config["intervention"]["modes"],
+        ratio=config["massive"]["ratio_threshold"],
+        abs=config["massive"]["abs_threshold"],
+        seed=config["intervention"]["seed"],
+        bootstrap=config["heads"]["bootstrap"],
+        bootstrap_seed=config["heads"]["seed"],
+        device=config["device"],
+        device_map=device_map,
+    script:
+        "../scripts/intervention.py"
+
+
+rule intervention_every_layer:
+    """The same at the output of every block at once, in one pass, each layer with its
+    own means."""
+    input:
+        model=model_dir,
+        heldout="results/{model}/heldout.parquet",
+        samples="results/{model}/samples.parquet",
+        baseline="results/{model}/perplexity/baseline.parquet",
+        code=lib("intervention", "perplexity", "arch"),
+    output:
+        expand(
+            "results/{{model}}/intervention/every_{mode}.parquet",
+            mode=config["intervention"]["modes"],
+        ),
+    log:
+        f"{LOGS}/intervention/{{model}}_every.log",
+    benchmark:
+        f"{BENCH}/intervention/{{model}}_every.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=mem_model,
+        gpu=gpus,
+        runtime=60,
+    params:
+        layers=every_layer,
         modes=config["intervention"]["modes"],
         ratio=config["massive"]["ratio_threshold"],
         abs=config["massive"]["abs_threshold"],

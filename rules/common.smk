@@ -23,6 +23,7 @@ from massact.config import (  # noqa: E402
     library_closure,
     load_yaml,
     materialized_fields,
+    model_shape,
     overlay,
     validate,
     window_seqlen,
@@ -172,11 +173,23 @@ def component_files(model, pattern):
 
 
 def intervention_files(model):
+    layers = list(intervention_layers(config, model))
+    if config["intervention"]["every_layer"]:
+        layers.append("every")
     return [
         f"results/{model}/intervention/{layer}_{mode}.parquet"
-        for layer in intervention_layers(config, model)
+        for layer in layers
         for mode in config["intervention"]["modes"]
     ]
+
+
+def every_layer(wildcards):
+    """Every layer of the model: the intervention at all of them at once."""
+    return list(
+        range(
+            model_shape(wildcards.model, config["models"][wildcards.model])["n_layers"]
+        )
+    )
 
 
 def head_means_input(wildcards):
@@ -260,6 +273,8 @@ def corpus_files(wildcards):
         {
             os.path.relpath(f)
             for pattern in spec["files"]
-            for f in glob.glob(os.path.join(workflow.basedir, pattern))
+            for f in glob.glob(
+                os.path.join(workflow.basedir, os.path.expanduser(pattern))
+            )
         }
     )

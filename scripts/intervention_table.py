@@ -15,10 +15,14 @@ with rule_context(snakemake):  # noqa: F821
     df = pd.concat([read_parquet(f).to_pandas() for f in paths]).drop(columns="window_nll")
     write_text(df.to_csv(index=False, float_format="%.6g"), sm.output.csv)
     show = in_percent(df, ("ppl_change", "ppl_change_lo", "ppl_change_hi"))
+    show["layer"] = show["layer"].map(lambda l: "every" if l == -1 else str(l))
     note = ("\nPerplexity on the held-out windows with the entries of one layer's output replaced. "
             "massive: every entry above the config's thresholds in each window; control: as many "
             "random ordinary entries. zero: set to 0; mean: set to the mean signed value of the "
             "dimension's massive activations in the analysis samples (control: the dimension's "
             "mean over the window's ordinary entries). 95% intervals: bootstrap over windows; p_vs_baseline / "
-            "p_vs_control: two-sided paired sign-flip permutation test on the per-window mean nll.\n")
+            "p_vs_control: two-sided paired sign-flip permutation test on the per-window mean nll. "
+            "Layer every (-1 in the CSV): the same at the output of every block at once, in one "
+            "pass, each layer with its own means and thresholds applied to the stream as it "
+            "arrives there.\n")
     write_text(to_markdown(show, floatfmt="{:.3f}") + note, sm.output.md)

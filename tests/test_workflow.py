@@ -40,6 +40,7 @@ def targets(model):
         "perplexity/baseline.parquet", "heldout.parquet", "sweeps/windows.parquet",
         "sweeps/baseline_stats.parquet", "figures/components.png", "tables/components.md",
         "tables/components.csv", "intervention/2_zero.parquet", "intervention/2_mean.parquet",
+        "intervention/every_zero.parquet", "intervention/every_mean.parquet",
         "tables/intervention.md", "tables/intervention.csv", "cumulative/pruning.parquet",
         "figures/cumulative_pruning.png",
     ]
@@ -112,7 +113,8 @@ def test_threshold_reruns_only_the_massive_table(wf):
     # the massive-token head scores depend on the thresholds too
     assert planned(wf, "--configfile", cfg) == {
         "massive_table": 3, "score_heads_massive": 3, "head_scores": 3, "head_figures": 3,
-        "head_tables": 3, "intervention": 3, "intervention_table": 3, "models_table": 1, "resolved_config": 1,
+        "head_tables": 3, "intervention": 3, "intervention_every_layer": 3, "intervention_table": 3,
+        "models_table": 1, "resolved_config": 1,
         "all": 1}
 
 
@@ -125,8 +127,8 @@ def test_nsamples_reruns_sampling_and_what_follows(wf):
         "pruning_figure": 15, "pruning_summary": 3, "pruning_overview": 3, "prune_prompt": 6,
         "feature3d_compare": 6, "sample_heldout": 3, "perplexity_baseline": 3,
         "sweep_baseline": 3, **COMPONENT_JOBS, "components_figure": 3, "components_table": 3,
-        "intervention": 3, "intervention_table": 3, "cumulative_pruning": 3,
-        "cumulative_figure": 3, "models_layerwise": 1, "models_table": 1, "resolved_config": 1,
+        "intervention": 3, "intervention_every_layer": 3, "intervention_table": 3,
+        "cumulative_pruning": 3, "cumulative_figure": 3, "models_layerwise": 1, "models_table": 1, "resolved_config": 1,
         "all": 1}
 
 
@@ -140,10 +142,16 @@ def test_component_layers_rerun_only_components(wf):
         "resolved_config": 1, "all": 1}
 
 
-def test_one_head_set_reruns_only_its_experiment(wf):
+def test_one_head_set_reruns_only_its_experiment_and_the_controls(wf):
+    """A tested set re-runs itself and the random controls (which avoid its heads), not
+    the other tested sets; a control re-runs itself only."""
     def change(c):
         c["heads"]["sets"]["pair"] = {"heads": [[0, 0], [3, 1]]}
     cfg = variant(wf, "pair.yaml", change)
+    assert planned(wf, "--configfile", cfg) == {
+        "head_selection": 3, "prune_heads": 9, "pruning_figure": 9, "pruning_summary": 3,
+        "pruning_overview": 3, "models_table": 1, "resolved_config": 1, "all": 1}
+    cfg = variant(wf, "seeds.yaml", lambda c: c["heads"]["sets"]["random"].update(seeds=[0, 2]))
     assert planned(wf, "--configfile", cfg) == {
         "head_selection": 3, "prune_heads": 3, "pruning_figure": 3, "pruning_summary": 3,
         "pruning_overview": 3, "models_table": 1, "resolved_config": 1, "all": 1}

@@ -364,7 +364,8 @@ def model_headlines(model: str, layerwise: pd.DataFrame, massive: pd.DataFrame,
                 row[f"{kind}_layer_most_needed"] = f"{int(w['layer'])} ({100 * w['change_at_peak']:+.1f}%)"
     if intervention is not None and len(intervention):
         for mode in ("zero", "mean"):
-            r = intervention[(intervention["mode"] == mode) & (intervention["condition"] == "massive")]
+            r = intervention[(intervention["mode"] == mode) & (intervention["condition"] == "massive")
+                             & (intervention["layer"] >= 0)]  # -1: every layer at once
             if len(r):
                 row[f"ppl_{mode}_massive"] = float(r["ppl_change"].iloc[0])
     return row

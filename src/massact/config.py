@@ -18,12 +18,7 @@ import yaml
 
 from . import selection
 from .errors import ConfigError, UserError
-
-#: Tiny architectures for tests and CI, built from a config with no download.
-RANDOM_SIZES = {
-    "tiny": dict(hidden=64, layers=4, heads=4, intermediate=128, positions=256),
-    "small": dict(hidden=768, layers=12, heads=12, intermediate=3072, positions=1024),
-}
+from .names import RANDOM_SIZES, component_names  # noqa: F401  (public here too)
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
@@ -83,8 +78,9 @@ def _merge(node: dict, new: dict, path: tuple) -> None:
 
 
 #: Registry fields that decide a model's materialized files; the rest are study options.
-SOURCE_FIELDS = ("source", "repo", "revision", "packages", "package_sha256", "files", "sha256",
-                 "arch", "size",
+#: (``package_sha256`` is not among them: it verifies the download, the file it yields is
+#: pinned by ``sha256``, and a corrected hash must not rebuild the model.)
+SOURCE_FIELDS = ("source", "repo", "revision", "packages", "files", "sha256", "arch", "size",
                  "seed", "path", "dtype", "n_layers", "n_heads")
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
@@ -236,14 +232,6 @@ def components(config: dict, key: str) -> list[str]:
     """Component ablations of a model (see massact.sweeps)."""
     return component_names(model_shape(key, config["models"][key])["n_layers"],
                            config["components"]["layers"])
-
-
-def component_names(n_layers: int, layers: list[int] | str = "all") -> list[str]:
-    """``attn-all``, ``mlp-all``, then ``attn-<l>`` and ``mlp-<l>`` of each layer: the
-    component ablations, named as their files are (massact.sweeps runs them)."""
-    layers = range(n_layers) if layers == "all" else sorted(layers)
-    return (["attn-all", "mlp-all"] + [f"attn-{l}" for l in layers]
-            + [f"mlp-{l}" for l in layers])
 
 
 def experiments(config: dict) -> list[str]:

@@ -11,8 +11,10 @@ sha256 is checked.
   fetches those bytes itself and keeps them only if their sha256 is the pinned one.
 
 Either way pip's own configuration (index, extra indexes, find-links) decides where
-the files come from, and an archive already in the download folder with the pinned
-sha256 is used without any network access.
+the files come from; a source archive's bytes are then read with Python's urllib
+(certificates from PIP_CERT, REQUESTS_CA_BUNDLE or SSL_CERT_FILE, else the system's;
+proxies from the usual environment variables). An archive already in the download
+folder with the pinned sha256 is used without any network access.
 """
 
 from __future__ import annotations
@@ -119,9 +121,12 @@ def locate_sdist(requirement: str) -> str:
     ``requirement``. pip runs binary-only, so it lists the links and can neither
     download nor build the source distribution."""
     name, version = _name_version(requirement)
-    proc = _pip(["download", "-vv", "--no-deps", "--only-binary=:all:", "-d", os.devnull,
-                 requirement])
-    links = re.findall(r"(?:Found link|Skipping link: [^\n]*?:) (\S+)", proc.stdout + proc.stderr)
+    # binary-only for a Python that does not exist: no file of any kind can be chosen, so
+    # pip lists the links and stops, having downloaded and built nothing
+    proc = _pip(["download", "-vv", "--no-deps", "--only-binary=:all:", "--python-version", "1",
+                 "-d", os.devnull, requirement])
+    links = re.findall(r"(?:Found link|Skipping link: [^\n]*?:) (\S+?),?(?=\s|$)",
+                       proc.stdout + proc.stderr, re.M)
     for link in links:
         filename = unquote(link.split("#")[0].split("?")[0].rsplit("/", 1)[-1])
         for ext in (".tar.gz", ".zip"):
@@ -132,6 +137,18 @@ def locate_sdist(requirement: str) -> str:
     raise UserError(
         f"pip's package index has no source archive of {requirement!r}. Check the name and "
         "version, and that pip can reach its index (pip config list).")
+
+
+def _ssl_context():
+    """Certificates as pip would take them from the environment (PIP_CERT,
+    REQUESTS_CA_BUNDLE, SSL_CERT_FILE), else the system's. Proxies come from the usual
+    environment variables (urllib reads them)."""
+    import ssl
+
+    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"):
+        if os.environ.get(var):
+            return ssl.create_default_context(cafile=os.environ[var])
+    return ssl.create_default_context()
 
 
 def fetch_sdist(requirement: str, sha256: str, dest: Path) -> Path:
@@ -148,7 +165,8 @@ def fetch_sdist(requirement: str, sha256: str, dest: Path) -> Path:
     part = dest / (filename + ".part")
     log.info("downloading %s (source archive, not built)", requirement)
     try:
-        with urllib.request.urlopen(url, timeout=180) as r, open(part, "wb") as out:
+        with urllib.request.urlopen(url, timeout=180, context=_ssl_context()) as r, \
+                open(part, "wb") as out:
             shutil.copyfileobj(r, out, 1 << 20)
     except OSError as e:
         part.unlink(missing_ok=True)

@@ -13,6 +13,10 @@ median and > abs) are replaced:
 The control changes the same number of entries per window, drawn at random
 (seeded) among the ordinary, non-massive entries: to 0, or (``mean``) to the
 mean of their feature dimension over the window's ordinary entries.
+
+*Every layer at once* (``layers`` a list): the same replacement at the output of every
+listed block in the same pass, each layer with its own means. A layer's massive entries
+are found in the stream as it arrives there, after the layers below were replaced.
 """
 
 from __future__ import annotations
@@ -73,25 +77,33 @@ class _Stop(Exception):
     """Raised after the intervention layer: nothing above it is needed."""
 
 
-def massive_dim_means(model, windows: torch.Tensor, layer: int, ratio: float, abs_threshold: float,
+def massive_dim_means(model, windows: torch.Tensor, layer, ratio: float, abs_threshold: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per feature dimension, the mean signed value of the massive entries of ``layer``
     over ``windows`` (the analysis samples), and their count; 0 for a dimension that is
-    never massive. Each window runs only up to block ``layer``."""
+    never massive. Each window runs only up to the highest block asked for.
+
+    ``layer`` an int: (hidden,) tensors; a list of layers: (len(layer), hidden) tensors,
+    one row per listed layer, from the same passes."""
     arch = adapt(model)
+    layers = [layer] if isinstance(layer, int) else list(layer)
     hidden = model.config.hidden_size
-    sums = torch.zeros(hidden, dtype=torch.float64)
-    counts = torch.zeros(hidden, dtype=torch.int64)
+    sums = torch.zeros(len(layers), hidden, dtype=torch.float64)
+    counts = torch.zeros(len(layers), hidden, dtype=torch.int64)
+    last = max(layers)
 
-    def hook(module, args, output):
-        h = output[0] if isinstance(output, tuple) else output
-        for x in h:
-            mask = massive_mask(x, ratio, abs_threshold)
-            sums.add_((x.double() * mask).sum(0).cpu())
-            counts.add_(mask.sum(0).cpu())
-        raise _Stop
+    def make(row, block):
+        def hook(module, args, output):
+            h = output[0] if isinstance(output, tuple) else output
+            for x in h:
+                mask = massive_mask(x, ratio, abs_threshold)
+                sums[row].add_((x.double() * mask).sum(0).cpu())
+                counts[row].add_(mask.sum(0).cpu())
+            if block == last:
+                raise _Stop
+        return hook
 
-    handle = arch.blocks[layer].register_forward_hook(hook)
+    handles = [arch.blocks[l].register_forward_hook(make(i, l)) for i, l in enumerate(layers)]
     try:
         with torch.inference_mode():
             for s in range(windows.shape[0]):
@@ -100,17 +112,22 @@ def massive_dim_means(model, windows: torch.Tensor, layer: int, ratio: float, ab
                 except _Stop:
                     pass
     finally:
-        handle.remove()
-    means = torch.where(counts > 0, sums / counts.clamp(min=1), torch.zeros_like(sums))
-    return means.float(), counts
+        for h in handles:
+            h.remove()
+    means = torch.where(counts > 0, sums / counts.clamp(min=1), torch.zeros_like(sums)).float()
+    if isinstance(layer, int):
+        return means[0], counts[0]
+    return means, counts
 
 
 @contextmanager
-def intervene(model, layer: int, mode: str, condition: str, ratio: float, abs_threshold: float,
+def intervene(model, layer, mode: str, condition: str, ratio: float, abs_threshold: float,
               dim_means: torch.Tensor | None = None, seed: int = 0):
     """Replace the massive (or, ``condition="control"``, as many ordinary) entries of
     layer ``layer`` in every forward pass; yields a list that receives the number of
-    entries changed in each window."""
+    entries changed in each window. ``layer`` a list of layers: at each of them in the
+    same pass, ``dim_means`` then one row per listed layer (:func:`massive_dim_means`),
+    and the count per window summed over the layers."""
     if mode not in MODES:
         raise UserError(f"intervention mode must be one of {MODES}, not {mode!r}")
     if condition not in CONDITIONS:
@@ -118,28 +135,38 @@ def intervene(model, layer: int, mode: str, condition: str, ratio: float, abs_th
     if mode == "mean" and condition == "massive" and dim_means is None:
         raise UserError("mean intervention needs the massive activations' mean values")
     arch = adapt(model)
-    if not 0 <= layer < arch.n_layers:
-        raise UserError(f"intervention layer {layer} is outside the model (0..{arch.n_layers - 1})")
+    layers = [layer] if isinstance(layer, int) else list(layer)
+    for l in layers:
+        if not 0 <= l < arch.n_layers:
+            raise UserError(f"intervention layer {l} is outside the model (0..{arch.n_layers - 1})")
+    if dim_means is not None and isinstance(layer, int):
+        dim_means = dim_means.unsqueeze(0)
     counts: list[int] = []
     gen = torch.Generator().manual_seed(seed)
+    first = min(layers)  # the first block of a pass to be replaced opens its windows' counts
 
-    def hook(module, args, output):
-        h = output[0] if isinstance(output, tuple) else output
-        rows = []
-        for x in h:  # one window at a time: the median is per window
-            massive = massive_mask(x, ratio, abs_threshold)
-            mask = control_mask(massive, gen) if condition == "control" else massive
-            counts.append(int(mask.sum()))
-            rows.append(replace(x, mask, mode, dim_means if condition == "massive" else None,
-                                exclude=massive))
-        y = torch.stack(rows)
-        return (y, *output[1:]) if isinstance(output, tuple) else y
+    def make(row, block):
+        def hook(module, args, output):
+            h = output[0] if isinstance(output, tuple) else output
+            if block == first:
+                counts.extend([0] * len(h))
+            out = []
+            for w, x in enumerate(h):  # one window at a time: the median is per window
+                massive = massive_mask(x, ratio, abs_threshold)
+                mask = control_mask(massive, gen) if condition == "control" else massive
+                counts[len(counts) - len(h) + w] += int(mask.sum())
+                means = dim_means[row] if condition == "massive" and dim_means is not None else None
+                out.append(replace(x, mask, mode, means, exclude=massive))
+            y = torch.stack(out)
+            return (y, *output[1:]) if isinstance(output, tuple) else y
+        return hook
 
-    handle = arch.blocks[layer].register_forward_hook(hook)
+    handles = [arch.blocks[l].register_forward_hook(make(i, l)) for i, l in enumerate(layers)]
     try:
         yield counts
     finally:
-        handle.remove()
+        for h in handles:
+            h.remove()
 
 
 INTERVENTION_SCHEMA = pa.schema([

@@ -35,12 +35,23 @@ def _window_key(ids: torch.Tensor) -> tuple:
 class PrefixCache:
     """Block inputs of an unablated pass, for the start blocks in ``starts``."""
 
-    def __init__(self, model, starts):
+    def __init__(self, model, starts, max_bytes: int | None = None, tokens: int = 0):
+        """``starts``: the blocks where passes will start. With ``max_bytes`` and the
+        number of ``tokens`` the recording will see, only as many starts are kept as
+        their inputs fit in (the latest first: they save the most); a pass asked to start
+        at a block that was not kept starts at the nearest kept block below it
+        (:meth:`effective`), which gives the same outputs."""
         self.arch = adapt(model)
-        self.starts = sorted({int(s) for s in starts if int(s) > 0})
-        for s in self.starts:
+        starts = sorted({int(s) for s in starts if int(s) > 0})
+        for s in starts:
             if s >= self.arch.n_layers:
                 raise UserError(f"start block {s} is outside the model (0..{self.arch.n_layers - 1})")
+        if max_bytes is not None and tokens:
+            p = next(model.parameters())
+            per_start = tokens * model.config.hidden_size * p.element_size()
+            keep = max(0, int(max_bytes // per_start))
+            starts = sorted(starts[::-1][:keep])
+        self.starts = starts
         self.inputs: dict[tuple, dict[int, torch.Tensor]] = {}
         self.extra: dict[int, tuple] = {}  # block → what follows the hidden state in its output
         self._key = None
@@ -67,8 +78,9 @@ class PrefixCache:
         with ExitStack() as stack:
             self._track_windows(stack)
             for s in self.starts:
-                def keep(module, args, kwargs, s=s):
-                    self.inputs.setdefault(self._key, {})[s] = self._hidden(args, kwargs).detach().clone()
+                def keep(module, args, kwargs, s=s):  # kept in host memory, not on a GPU
+                    self.inputs.setdefault(self._key, {})[s] = \
+                        self._hidden(args, kwargs).detach().to("cpu", copy=True)
 
                 h = self.arch.blocks[s].register_forward_pre_hook(keep, with_kwargs=True)
                 stack.callback(h.remove)
@@ -84,9 +96,15 @@ class PrefixCache:
             yield self
 
     # ---------------------------------------------------------------- replay
+    def effective(self, first: int) -> int:
+        """The block a pass asked to start at ``first`` starts at: the latest kept start
+        not after it (0: a full pass)."""
+        return max((s for s in self.starts if s <= int(first)), default=0)
+
     @contextmanager
     def start(self, first: int):
-        """Passes inside start at block ``first`` (0: a full pass)."""
+        """Passes inside start at block ``first`` (0: a full pass), which must be a kept
+        start block (see :meth:`effective`)."""
         first = int(first)
         if first <= 0:
             yield
@@ -99,17 +117,26 @@ class PrefixCache:
                 block = self.arch.blocks[i]
 
                 def skip(*args, i=i, **kwargs):
+                    hidden = self._hidden(args, kwargs)
                     if i == first - 1:
                         try:
-                            hidden = self.inputs[self._key][first]
+                            kept = self.inputs[self._key][first]
                         except KeyError:
                             raise UserError("a pass that starts late ran on a window the "
                                             "unablated pass did not record") from None
-                    else:
-                        hidden = self._hidden(args, kwargs)
+                        hidden = kept.to(hidden.device)
                     rest = self.extra.get(i)
                     return hidden if rest is None else (hidden, *rest)
 
+                # an instance-level forward (accelerate's device hooks under device_map)
+                # is put back afterwards, not dropped
+                stack.callback(self._restore, block, block.__dict__.get("forward"))
                 block.forward = skip
-                stack.callback(block.__dict__.pop, "forward", None)
             yield
+
+    @staticmethod
+    def _restore(block, previous) -> None:
+        if previous is None:
+            block.__dict__.pop("forward", None)
+        else:
+            block.forward = previous

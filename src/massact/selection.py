@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the workflow reads this module while it parses: no pandas t
 
 KINDS = ("top", "bottom", "top_in_layers", "random", "matched", "heads")
 CONTROLS = ("random", "matched")
+REJECTION_TRIES = 100_000
 
 
 def expand(sets: dict) -> dict[str, dict]:
@@ -128,10 +129,13 @@ def _control(scores: pd.DataFrame, rule: dict, tested_rules: dict[str, dict]) ->
         if len(pool) - len(avoid) < k:
             raise UserError(f"a random set of {k} heads cannot avoid the {len(avoid)} tested "
                             f"heads among {len(pool)}")
-        while True:  # rejection: a draw that avoids the tested heads is kept as drawn
+        for _ in range(REJECTION_TRIES):  # a draw that avoids the tested heads is kept as drawn
             picked = [pool[i] for i in rng.choice(len(pool), k, replace=False)]
             if not avoid.intersection(picked):
                 return sorted([l, h] for l, h in picked)
+        raise UserError(f"no random set of {k} heads avoiding the {len(avoid)} tested heads "
+                        f"came up in {REJECTION_TRIES:,} draws ({len(pool)} heads): ask for "
+                        "fewer random heads")
     target = rule["matched"]
     if target not in tested_rules:
         raise UserError(f"the matched control needs the tested set {target!r}")

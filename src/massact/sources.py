@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .config import RANDOM_SIZES
+from .names import RANDOM_SIZES
 from .errors import UserError
 from .fetch import check_sha256, extract_member, fetch_sdist, fetch_wheel
 from .io import sha256_file, write_json, write_parquet
@@ -506,7 +506,8 @@ def _texts_from_files(patterns: list[str], base: Path | None = None) -> list[tup
             p = Path(f)
             try:
                 if p.suffix == ".jsonl":
-                    for i, line in enumerate(_read_text(p).splitlines()):
+                    for i, line in enumerate(_read_text(p).split("\n")):  # not splitlines:
+                        # U+2028 and kin may stand raw inside a JSON string
                         if line.strip():
                             docs.append((f"{p.name}:{i}", json.loads(line)["text"]))
                 elif p.suffix == ".parquet":

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from .ablation import ablate_components, ablate_heads
 from .analysis import bootstrap_ci, paired
-from .config import component_names  # noqa: F401  (re-exported: the names of the sweep)
+from .names import component_names  # noqa: F401  (re-exported: the names of the sweep)
 from .errors import UserError
 
 KINDS = ("top", "bottom", "random")
@@ -103,6 +103,11 @@ def with_prefix(unablated: pa.Table, stats: pa.Table, first: int) -> pa.Table:
         [("sample", "ascending"), ("layer", "ascending"), ("rank", "ascending")])
 
 
+#: Host memory the kept block inputs of a sweep may take; beyond it, fewer start blocks are
+#: kept and some configurations start earlier (same outputs, more compute).
+PREFIX_BYTES = 2**30
+
+
 def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: int,
                 seed: int, contexts, starts: dict | None = None) -> dict:
     """Run each configuration (name → anything ``contexts(name)`` turns into a context
@@ -119,7 +124,9 @@ def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: 
     from .prefix import PrefixCache
 
     starts = {name: int(starts.get(name, 0)) for name in configs} if starts else {}
-    cache = PrefixCache(model, starts.values())
+    cache = PrefixCache(model, starts.values(), max_bytes=PREFIX_BYTES,
+                        tokens=int(windows.numel() + heldout.numel()))
+    starts = {name: cache.effective(first) for name, first in starts.items()}
     unablated = None
     if cache.starts:
         with cache.recording():
