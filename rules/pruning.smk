@@ -43,7 +43,9 @@ rule prune_heads:
         rule=lambda wc: canonical(EXPERIMENTS[wc.experiment]),
         tested=lambda wc: control_avoids(wc.experiment),
         mode=config["pruning"]["mode"],
-        post_norm=config["pruning"]["post_norm"],
+        post_norm=lambda wc: EXPERIMENTS[wc.experiment].get(
+            "post_norm", config["pruning"]["post_norm"]
+        ),
         topk=config["extraction"]["topk"],
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],

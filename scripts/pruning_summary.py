@@ -18,13 +18,16 @@ with rule_context(snakemake):  # noqa: F821
     table = pruning_summary(read_parquet(sm.input.baseline), runs, ch, rules,
                             n_boot=sm.params.bootstrap, seed=sm.params.seed,
                             ppl_base=read_parquet(sm.input.ppl_baseline), ppl_by=ppl)
-    heads, norms = {}, set()
+    heads, norm_of = {}, {}
     for e, p in zip(names, sm.input.heads):
         with open(p) as f:
             run = yaml.safe_load(f)
         heads[e] = " ".join(head_label(l, h) for l, h in run["heads"])
-        norms.add(run.get("post_norm", "none"))
+        norm_of[e] = run.get("post_norm", "none")
+    norms = set(norm_of.values())
     table.insert(1, "heads", table["experiment"].map(heads))
+    if len(norms) > 1:  # some sets prune with the post-attention norm frozen, some live
+        table.insert(2, "post_norm", table["experiment"].map(norm_of))
     randoms, _, matched = controls(rules)  # the controls last
     last = set(randoms) | {c for cs in matched.values() for c in cs}
     table = table.sort_values("experiment", key=lambda e: e.isin(last), kind="stable")

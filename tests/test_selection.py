@@ -185,3 +185,13 @@ def test_matched_control_in_the_summary():
         per["top"] - (per["m-0"] + per["m-1"]) / 2)
     assert table.loc["top", "n_matched"] == 2 and table.loc["top", "n_random"] == 1
     assert np.isnan(table.loc["m-0", "n_random"])  # a control is not tested against random
+
+
+def test_a_set_can_prune_with_its_own_post_norm():
+    sets = {"top": {"top": 2}, "top_frozen": {"top": 2, "post_norm": "frozen"},
+            "r": {"random": 2, "seeds": [0, 1], "post_norm": "frozen"}}
+    check(sets, 3, 4, "heads.sets")
+    exp = expand(sets)
+    assert exp["top_frozen"]["post_norm"] == "frozen" and "post_norm" not in exp["top"]
+    assert exp["r-1"] == {"random": 2, "seed": 1, "post_norm": "frozen"}
+    assert select(SCORES, exp["top_frozen"]) == select(SCORES, exp["top"])

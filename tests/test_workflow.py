@@ -11,7 +11,7 @@ from conftest import copy_workflow, snakemake
 pytestmark = pytest.mark.slow
 
 MODELS = ["random-gpt2", "random-llama", "random-gemma3"]
-EXPERIMENTS = ["top", "bottom", "random-0", "random-1", "pair"]
+EXPERIMENTS = ["top", "bottom", "random-0", "random-1", "pair", "pair_frozen"]
 
 
 def targets(model):
@@ -103,7 +103,7 @@ def test_second_run_has_nothing_to_do(wf):
 def test_plot_option_reruns_only_figures(wf):
     cfg = variant(wf, "dpi.yaml", lambda c: c["figures"].update(dpi=61))
     assert planned(wf, "--configfile", cfg) == {
-        "layerwise_figure": 3, "feature3d_figure": 6, "head_figures": 6, "pruning_figure": 15,
+        "layerwise_figure": 3, "feature3d_figure": 6, "head_figures": 6, "pruning_figure": 18,
         "pruning_overview": 3, "feature3d_compare": 6, "components_figure": 3,
         "cumulative_figure": 3, "models_layerwise": 1, "resolved_config": 1, "all": 1}
 
@@ -123,8 +123,8 @@ def test_nsamples_reruns_sampling_and_what_follows(wf):
     assert planned(wf, "--configfile", cfg) == {
         "sample_windows": 3, "extract_activations": 3, "layerwise_figure": 3,
         "layerwise_table": 3, "massive_table": 3, "score_heads_massive": 3, "head_scores": 6,
-        "head_figures": 6, "head_tables": 6, "head_selection": 3, "prune_heads": 15,
-        "pruning_figure": 15, "pruning_summary": 3, "pruning_overview": 3, "prune_prompt": 6,
+        "head_figures": 6, "head_tables": 6, "head_selection": 3, "prune_heads": 18,
+        "pruning_figure": 18, "pruning_summary": 3, "pruning_overview": 3, "prune_prompt": 6,
         "feature3d_compare": 6, "sample_heldout": 3, "perplexity_baseline": 3,
         "sweep_baseline": 3, **COMPONENT_JOBS, "components_figure": 3, "components_table": 3,
         "intervention": 3, "intervention_every_layer": 3, "intervention_table": 3,
@@ -177,6 +177,16 @@ def test_pruning_outputs_agree(wf):
         run = yaml.safe_load((root / f"pruning/{e}/heads.yaml").read_text())
         assert run["heads"] == sel[e]
     assert sel["pair"] == [[1, 0], [2, 3]]
+    # a set's own post_norm: Gemma-3 prunes pair both ways, and the frozen norm changes the
+    # result; Llama has no norm after the attention output, so both runs are one run
+    for model, norms, same in (("random-gemma3", ("live", "frozen"), False),
+                               ("random-llama", ("none", "none"), True)):
+        r = wf / "results" / model / "pruning"
+        got = tuple(yaml.safe_load((r / f"{e}/heads.yaml").read_text())["post_norm"]
+                    for e in ("pair", "pair_frozen"))
+        assert got == norms, model
+        a, b = ((r / f"{e}/layer_stats.parquet").read_bytes() for e in ("pair", "pair_frozen"))
+        assert (a == b) == same, model
     got = pq.read_table(root / "pruning/top/changes.parquet").to_pandas()
     base = pq.read_table(root / "activations/layer_stats.parquet")
     pruned = pq.read_table(root / "pruning/top/layer_stats.parquet")

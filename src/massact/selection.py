@@ -11,6 +11,9 @@ A rule is one of
                                       per seed, named ``<name>-<seed>``;
   ``{heads: [[layer, head], ...]}``   an explicit list.
 
+Any rule may add ``post_norm: live | frozen``: that set's pruning.post_norm, so that one
+config can prune the same heads both ways.
+
 Random and matched sets are the *controls*; every other set is *tested*. A control
 never contains a tested head: a random draw that would is drawn again from the same
 seeded generator (so a draw that avoids them is the draw it always was), which samples
@@ -37,8 +40,9 @@ def expand(sets: dict) -> dict[str, dict]:
     for name, rule in sets.items():
         kind = next((k for k in CONTROLS if k in rule), None)
         if kind:
+            extra = {"post_norm": rule["post_norm"]} if "post_norm" in rule else {}
             for seed in rule.get("seeds", [0]):
-                out[f"{name}-{seed}"] = {kind: rule[kind], "seed": int(seed)}
+                out[f"{name}-{seed}"] = {kind: rule[kind], "seed": int(seed), **extra}
         else:
             out[name] = dict(rule)
     return out
