@@ -335,7 +335,7 @@ def test_passes_start_late_bit_identically(fam, ids):
     n = adapt(model).n_layers
     heldout = ids[:, :16]
     for configs, ctx, start in (
-            (["attn-1", "mlp-2", "mlp-all"], lambda c: ablate(model, c, n),
+            (["attn-1", "mlp-2", "attn-2", "mlp-all"], lambda c: ablate(model, c, n),
              lambda c: component_start(c, n)),
             (["2.1", "1.0;3.1"], prune_context(model, "zero", None), head_set_start)):
         full = run_configs(model, tok, ids, heldout, configs, k=3, n_boot=10, seed=0,

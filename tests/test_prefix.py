@@ -12,7 +12,7 @@ from massact.stats import layer_stats
 from massact.sweeps import (ablate, component_start, head_set_start, prune_context,
                             run_configs, with_prefix)
 
-COMPONENTS = ["attn-all", "mlp-all", "attn-0", "attn-2", "mlp-1", "mlp-3"]
+COMPONENTS = ["attn-all", "mlp-all", "attn-0", "attn-2", "mlp-1", "mlp-2", "mlp-3"]
 HEADS = ["", "3.1", "1.0;3.2", "0.3;2.2"]
 
 
@@ -39,7 +39,8 @@ def test_component_ablations_start_late_bit_identically(tiny, windows):
                 {c: component_start(c, n) for c in COMPONENTS})
     _same(full, fast)
     assert {c: component_start(c, n) for c in COMPONENTS} == {
-        "attn-all": 0, "mlp-all": 0, "attn-0": 0, "attn-2": 2, "mlp-1": 1, "mlp-3": 3}
+        "attn-all": 0, "mlp-all": 0, "attn-0": 0, "attn-2": 2, "mlp-1": 1, "mlp-2": 2,
+        "mlp-3": 3}  # attn-2 and mlp-2 start from the same kept input
 
 
 @pytest.mark.parametrize("post_norm", ["live", "frozen"])
@@ -108,3 +109,28 @@ def test_with_prefix_keeps_a_full_pass_row_order(tiny, windows):
     full = layer_stats(model, tok, windows, k=3)
     late = full.filter(pa.compute.greater_equal(full["layer"], 2))
     assert with_prefix(full, late, 2).equals(full)
+
+
+def test_a_block_that_changes_its_input_in_place_cannot_spoil_the_kept_input(tiny, windows):
+    """Two configurations start from the same kept input, and the start block doubles
+    its input in place: each pass still starts from the unablated value."""
+    from contextlib import contextmanager
+
+    from massact.arch import adapt
+
+    arch, model, tok = tiny
+    block = adapt(model).blocks[2]
+
+    @contextmanager
+    def in_place(name):
+        h = block.register_forward_pre_hook(lambda m, args: args[0].mul_(2.0))
+        try:
+            yield
+        finally:
+            h.remove()
+
+    heldout = windows[:, :24]
+    names = ["a", "b"]
+    full = _run(model, tok, windows, heldout, names, in_place, None)
+    fast = _run(model, tok, windows, heldout, names, in_place, {"a": 2, "b": 2})
+    _same(full, fast)

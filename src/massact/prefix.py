@@ -124,7 +124,9 @@ class PrefixCache:
                         except KeyError:
                             raise UserError("a pass that starts late ran on a window the "
                                             "unablated pass did not record") from None
-                        hidden = kept.to(hidden.device)
+                        # a copy: the start block must not be able to change what
+                        # the next configuration's pass starts from
+                        hidden = kept.to(hidden.device, copy=True)
                     rest = self.extra.get(i)
                     return hidden if rest is None else (hidden, *rest)
 
