@@ -52,8 +52,9 @@ def plain(obj):
 
 def layered_config():
     """The config as the README promises: config/config.yaml, then each --configfile,
-    then --config, where a model, corpus or head set given later replaces the entry of
-    the same name whole (Snakemake alone would merge the two entries field by field)."""
+    then --config, where a model or corpus given later replaces the entry of the same
+    name whole and head sets given later replace the default ones (Snakemake alone would
+    merge field by field; massact.config.overlay)."""
     settings = workflow.config_settings
     cli = [os.path.abspath(f) for f in settings.configfiles]
     own = [f for f in workflow.configfiles if os.path.abspath(f) not in cli]

@@ -36,7 +36,7 @@ def test_every_config_file_plans(wf, name):
     assert "Job stats" in proc.stdout
 
 
-def test_later_files_replace_registry_entries_not_merge_them():
+def test_later_files_replace_registry_entries_and_head_sets_not_merge_them():
     base = {"heads": {"sets": {"top": {"top": 3}, "random": {"random": 3, "seeds": [0]}},
                       "bootstrap": 10},
             "models": {"m": {"source": "random", "arch": "gpt2", "seed": 0}},
@@ -48,8 +48,7 @@ def test_later_files_replace_registry_entries_not_merge_them():
             "corpora": {"c": {"source": "files", "files": ["a.txt"]}},
             "figures": {"dpi": 60}}
     got = overlay(base, over)
-    assert got["heads"]["sets"] == {"top": {"heads": [[1, 2]]},
-                                    "random": {"random": 3, "seeds": [0]}}
+    assert got["heads"]["sets"] == {"top": {"heads": [[1, 2]]}}  # the sets as a whole
     assert got["heads"]["bootstrap"] == 10  # other mappings still merge key by key
     assert got["models"]["m"] == {"source": "path", "path": "/x"}
     assert got["corpora"]["c"] == {"source": "files", "files": ["a.txt"]}
@@ -67,8 +66,7 @@ def test_snakemake_runs_with_the_replaced_entries(wf):
     snakemake(wf, "results/config.yaml", "--configfile", "config/test.yaml", "over.yaml",
               "--config", "device=cpu")
     used = yaml.safe_load((wf / "results/config.yaml").read_text())
-    assert used["heads"]["sets"]["top"] == {"heads": [[1, 0], [3, 2]]}
-    assert used["heads"]["sets"]["pair"] == {"heads": [[1, 0], [2, 3]]}  # from test.yaml
+    assert used["heads"]["sets"] == {"top": {"heads": [[1, 0], [3, 2]]}}  # not test.yaml's
     assert used["models"]["random-llama"] == {"source": "random", "arch": "gemma3"}
     assert used["corpora"]["wikitext2"] == over["corpora"]["wikitext2"]
     assert used["device"] == "cpu" and used["run"] == ["random-gpt2", "random-llama",

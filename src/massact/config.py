@@ -50,17 +50,22 @@ def _fill_defaults(node, schema, root):
 
 
 #: Registry entries: a later config file replaces an entry of the same name whole,
-#: rather than merging it field by field (a merged head set or model source would mix
-#: the fields of two different definitions).
-REPLACED_ENTRIES = (("models",), ("corpora",), ("heads", "sets"))
+#: rather than merging it field by field (a merged model source would mix the fields
+#: of two different definitions).
+REPLACED_ENTRIES = (("models",), ("corpora",))
+#: Mappings a later config file replaces as a whole: the head sets are the design of a
+#: study's pruning experiments, so a study that names its sets gets exactly those, not
+#: those plus the default study's.
+REPLACED_WHOLE = (("heads", "sets"),)
 
 
 def overlay(base: dict, *overlays: dict) -> dict:
     """``base`` with each of ``overlays`` merged over it, in order (a new dict).
 
     Mappings merge key by key, as Snakemake merges ``--configfile`` files, except
-    for the entries of the registries in :data:`REPLACED_ENTRIES` (a model, a corpus,
-    a head set), which a later file replaces whole. Lists and scalars are replaced.
+    for the entries of the registries in :data:`REPLACED_ENTRIES` (a model, a corpus),
+    which a later file replaces whole, and the mappings in :data:`REPLACED_WHOLE` (the
+    head sets), which it replaces as a whole. Lists and scalars are replaced.
     """
     out = copy.deepcopy(base)
     for top in overlays:
@@ -70,8 +75,8 @@ def overlay(base: dict, *overlays: dict) -> dict:
 
 def _merge(node: dict, new: dict, path: tuple) -> None:
     for key, value in new.items():
-        if path in REPLACED_ENTRIES or not (isinstance(value, dict)
-                                            and isinstance(node.get(key), dict)):
+        if path in REPLACED_ENTRIES or (*path, key) in REPLACED_WHOLE or not (
+                isinstance(value, dict) and isinstance(node.get(key), dict)):
             node[key] = value
         else:
             _merge(node[key], value, (*path, key))
