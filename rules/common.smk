@@ -1,5 +1,4 @@
 # Helpers shared by every stage: library import, config validation, target lists.
-import glob
 import os
 import re
 import sys
@@ -14,6 +13,7 @@ from massact.config import (  # noqa: E402
     check_inputs,
     check_layer,
     compare_heads,
+    corpus_matches,
     components,
     cut_seqlen,
     experiments,
@@ -270,12 +270,5 @@ def corpus_files(wildcards):
     spec = config["corpora"][wildcards.corpus]
     if spec["source"] != "files":
         return []
-    return sorted(
-        {
-            os.path.relpath(f)
-            for pattern in spec["files"]
-            for f in glob.glob(
-                os.path.join(workflow.basedir, os.path.expanduser(pattern))
-            )
-        }
-    )
+    matches = corpus_matches(spec, workflow.basedir)
+    return sorted({os.path.relpath(f) for found in matches for f in found})

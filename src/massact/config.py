@@ -289,11 +289,16 @@ def check_inputs(config: dict, base: Path) -> None:
     key = config["corpus"]
     spec = config["corpora"][key]
     if spec["source"] == "files":
-        for i, pattern in enumerate(spec["files"]):
-            p = os.path.expanduser(pattern)
-            if not glob.glob(p if os.path.isabs(p) else os.path.join(base, p)):
+        for i, (pattern, found) in enumerate(zip(spec["files"], corpus_matches(spec, base))):
+            if not found:
                 raise ConfigError(f"corpora.{key}.files[{i}]",
                                   f"no file matches {pattern!r} (relative to {base})")
+
+
+def corpus_matches(spec: dict, base) -> list[list[str]]:
+    """Per pattern of a `files` corpus, the files it matches, sorted (``~`` expanded; a
+    relative pattern is taken from ``base``)."""
+    return [sorted(glob.glob(os.path.join(base, os.path.expanduser(p)))) for p in spec["files"]]
 
 
 def check_layer(config: dict, key: str, layer: int) -> None:

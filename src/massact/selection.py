@@ -143,9 +143,10 @@ def _control(scores: pd.DataFrame, rule: dict, tested_rules: dict[str, dict]) ->
     target = rule["matched"]
     if target not in tested_rules:
         raise UserError(f"the matched control needs the tested set {target!r}")
+    from collections import Counter
+
     picked = []
-    for layer in sorted({l for l, _ in select(scores, tested_rules[target])}):
-        need = sum(1 for l, _ in select(scores, tested_rules[target]) if l == layer)
+    for layer, need in sorted(Counter(l for l, _ in select(scores, tested_rules[target])).items()):
         pool = [x for x in allh if x[0] == layer and x not in avoid]
         if len(pool) < need:
             raise UserError(f"layer {layer} has {len(pool)} heads outside the tested sets; "

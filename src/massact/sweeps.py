@@ -85,9 +85,14 @@ def component_start(name: str, n_layers: int) -> int:
     return min(min(v) for v in component_layers(name, n_layers).values())
 
 
+def head_set_heads(key: str) -> list[tuple[int, int]]:
+    """The (layer, head) pairs of a :func:`head_set_key`."""
+    return [tuple(map(int, p.split("."))) for p in key.split(";")] if key else []
+
+
 def head_set_start(key: str) -> int:
     """The first block that removing a head set (a :func:`head_set_key`) changes."""
-    return min((int(p.split(".")[0]) for p in key.split(";")), default=0) if key else 0
+    return min((layer for layer, _ in head_set_heads(key)), default=0)
 
 
 def with_prefix(unablated: pa.Table, stats: pa.Table, first: int) -> pa.Table:
@@ -204,6 +209,6 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
 def prune_context(model, mode: str, means, post_norm: str = "live"):
     """name (a head-set key) → the context manager that removes those heads."""
     def ctx(name):
-        heads = [tuple(map(int, p.split("."))) for p in name.split(";")] if name else []
-        return ablate_heads(model, heads, mode=mode, means=means, post_norm=post_norm)
+        return ablate_heads(model, head_set_heads(name), mode=mode, means=means,
+                            post_norm=post_norm)
     return ctx
