@@ -30,6 +30,7 @@ rule sweep_baseline:
         seqlen=lambda wc: cut_seqlen(config, wc.model, "sweeps"),
         topk=config["extraction"]["topk"],
         device=config["device"],
+        batch_tokens=config["batch_tokens"],
         device_map=device_map,
     script:
         "../scripts/sweep_baseline.py"
@@ -79,6 +80,7 @@ for _model in MODELS:
             bootstrap=config["heads"]["bootstrap"],
             seed=config["heads"]["seed"],
             device=config["device"],
+            batch_tokens=config["batch_tokens"],
             device_map=config["models"][_model].get("device_map"),
         script:
             "../scripts/component_ablations.py"
@@ -181,12 +183,13 @@ rule intervention:
     params:
         layers=lambda wc: int(wc.layer),
         modes=config["intervention"]["modes"],
-        ratio=config["massive"]["ratio_threshold"],
-        abs=config["massive"]["abs_threshold"],
+        ratio=ratio_threshold,
+        abs=abs_threshold,
         seed=config["intervention"]["seed"],
         bootstrap=config["heads"]["bootstrap"],
         bootstrap_seed=config["heads"]["seed"],
         device=config["device"],
+        batch_tokens=config["batch_tokens"],
         device_map=device_map,
     script:
         "../scripts/intervention.py"
@@ -220,12 +223,13 @@ rule intervention_every_layer:
     params:
         layers=every_layer,
         modes=config["intervention"]["modes"],
-        ratio=config["massive"]["ratio_threshold"],
-        abs=config["massive"]["abs_threshold"],
+        ratio=ratio_threshold,
+        abs=abs_threshold,
         seed=config["intervention"]["seed"],
         bootstrap=config["heads"]["bootstrap"],
         bootstrap_seed=config["heads"]["seed"],
         device=config["device"],
+        batch_tokens=config["batch_tokens"],
         device_map=device_map,
     script:
         "../scripts/intervention.py"
@@ -295,6 +299,7 @@ rule cumulative_pruning:
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
         device=config["device"],
+        batch_tokens=config["batch_tokens"],
         device_map=device_map,
     script:
         "../scripts/cumulative_pruning.py"

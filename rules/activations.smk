@@ -26,6 +26,7 @@ rule extract_activations:
     params:
         topk=config["extraction"]["topk"],
         device=config["device"],
+        batch_tokens=config["batch_tokens"],
         device_map=device_map,
     script:
         "../scripts/extract_activations.py"

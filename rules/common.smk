@@ -20,6 +20,7 @@ from massact.config import (  # noqa: E402
     feature3d_layers,
     intervention_layers,
     job_mem_mb,
+    massive_thresholds,
     library_closure,
     load_yaml,
     materialized_fields,
@@ -149,6 +150,14 @@ def model_gpus(model):
 
 def gpus(wildcards):
     return model_gpus(wildcards.model)
+
+
+def ratio_threshold(wildcards):
+    return massive_thresholds(config, wildcards.model)["ratio_threshold"]
+
+
+def abs_threshold(wildcards):
+    return massive_thresholds(config, wildcards.model)["abs_threshold"]
 
 
 def device_map(wildcards):

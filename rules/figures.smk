@@ -70,8 +70,8 @@ rule massive_table:
         mem_mb=1000,
         runtime=5,
     params:
-        ratio_threshold=config["massive"]["ratio_threshold"],
-        abs_threshold=config["massive"]["abs_threshold"],
+        ratio_threshold=ratio_threshold,
+        abs_threshold=abs_threshold,
     script:
         "../scripts/massive_table.py"
 

@@ -23,9 +23,10 @@ rule score_heads_massive:
         gpu=gpus,
         runtime=60,
     params:
-        ratio_threshold=config["massive"]["ratio_threshold"],
-        abs_threshold=config["massive"]["abs_threshold"],
+        ratio_threshold=ratio_threshold,
+        abs_threshold=abs_threshold,
         device=config["device"],
+        batch_tokens=config["batch_tokens"],
         device_map=device_map,
     script:
         "../scripts/score_heads_massive.py"

@@ -26,6 +26,7 @@ rule perplexity_baseline:
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
         device=config["device"],
+        batch_tokens=config["batch_tokens"],
         device_map=device_map,
     script:
         "../scripts/perplexity_baseline.py"

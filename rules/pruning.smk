@@ -50,6 +50,7 @@ rule prune_heads:
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
         device=config["device"],
+        batch_tokens=config["batch_tokens"],
         device_map=device_map,
     script:
         "../scripts/prune_heads.py"

@@ -23,7 +23,7 @@ with rule_context(snakemake):  # noqa: F821
     heldout = windows_tensor(read_parquet(sm.input.heldout))
     baseline = read_parquet(sm.input.baseline)
     results = run_configs(model, tok, windows, heldout, p.ablations, k=p.topk, n_boot=p.bootstrap,
-                          seed=p.seed,
+                          seed=p.seed, batch_tokens=p.batch_tokens,
                           contexts=lambda name: ablate(model, name, n_layers),
                           starts={a: component_start(a, n_layers) for a in p.ablations})
     for name, changes_path, ppl_path in zip(p.ablations, sm.output.changes, sm.output.ppl):

@@ -20,5 +20,6 @@ with rule_context(snakemake):  # noqa: F821
             "top-1 is largest (peak_layer); change_at_last: at the last layer; max_change: the largest "
             "change over layers. 95% intervals: paired percentile bootstrap over the sweep "
             "windows (changes) and the held-out windows (perplexity); ppl_p: two-sided paired "
-            "sign-flip permutation test over windows on the per-window mean nll.\n")
+            "sign-flip permutation test over windows on the per-window mean nll; ppl_p_floor: "
+            "the smallest p-value it can give with that many windows.\n")
     write_text(to_markdown(pct, floatfmt="{:.3f}") + note, sm.output.md)

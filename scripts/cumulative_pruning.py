@@ -23,7 +23,7 @@ with rule_context(snakemake):  # noqa: F821
     means = means_from_table(read_parquet(sm.input.means)) if p.mode == "mean" else None
     results = run_configs(model, tok, windows_tensor(read_parquet(sm.input.windows)),
                           windows_tensor(read_parquet(sm.input.heldout)), unique, k=p.topk,
-                          n_boot=p.bootstrap, seed=p.seed,
+                          n_boot=p.bootstrap, seed=p.seed, batch_tokens=p.batch_tokens,
                           contexts=prune_context(model, p.mode, means, p.post_norm),
                           starts={key: head_set_start(key) for key in unique})
     rows = cumulative_rows(sets, read_parquet(sm.input.baseline), read_parquet(sm.input.ppl),

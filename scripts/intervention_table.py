@@ -18,10 +18,14 @@ with rule_context(snakemake):  # noqa: F821
     show["layer"] = show["layer"].map(lambda l: "every" if l == -1 else str(l))
     note = ("\nPerplexity on the held-out windows with the entries of one layer's output replaced. "
             "massive: every entry above the config's thresholds in each window; control: as many "
-            "random ordinary entries. zero: set to 0; mean: set to the mean signed value of the "
-            "dimension's massive activations in the analysis samples (control: the dimension's "
-            "mean over the window's ordinary entries). 95% intervals: bootstrap over windows; p_vs_baseline / "
-            "p_vs_control: two-sided paired sign-flip permutation test on the per-window mean nll. "
+            "random ordinary entries. zero: set to 0; mean: set to a mean signed value over the "
+            "analysis samples: an entry whose (position, dimension) is massive in at least half "
+            "of them (and in two) gets that pair's mean, as a fixed bias would; any other its "
+            "dimension's mean over all its massive entries (control: the dimension's mean over "
+            "the window's ordinary entries). entries_per_window: entries replaced per window. "
+            "95% intervals: bootstrap over windows; p_vs_baseline / p_vs_control: two-sided "
+            "paired sign-flip permutation test on the per-window mean nll; p_floor: the "
+            "smallest p-value that test can give with n_windows windows. "
             "Layer every (-1 in the CSV): the same at the output of every block at once, in one "
             "pass, each layer with its own means and thresholds applied to the stream as it "
             "arrives there.\n")

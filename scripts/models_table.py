@@ -28,5 +28,6 @@ with rule_context(snakemake):  # noqa: F821
             "head set is removed, and its perplexity change. attn/mlp_layer_most_needed: the "
             "single layer whose removal lowers the peak-layer top-1 most. ppl_zero/mean_massive: "
             "perplexity change with the massive activations set to zero / their mean at the "
-            "first intervention layer. Intervals and tests: the per-model tables.\n")
+            "first intervention layer (_every: at every layer at once). Intervals and tests: "
+            "the per-model tables.\n")
     write_text(to_markdown(pct, floatfmt="{:,.2f}") + note, sm.output.md)

@@ -10,7 +10,7 @@ from massact.analysis import changes
 from massact.forward import analyse
 from massact.perplexity import run_ppl
 from massact.io import read_parquet, write_parquet, write_yaml
-from massact.runtime import rule_context
+from massact.runtime import batch_size, rule_context
 from massact.sampling import windows_tensor
 from massact.selection import select
 from massact.sources import load_model
@@ -23,11 +23,13 @@ with rule_context(snakemake):  # noqa: F821
     windows = windows_tensor(read_parquet(sm.input.samples))
     means = means_from_table(read_parquet(sm.input.means)) if p.mode == "mean" else None
     print(f"pruning {len(heads)} heads ({p.mode}, post-attention norm {p.post_norm}): {heads}")
+    heldout = windows_tensor(read_parquet(sm.input.heldout))
     with ablate_heads(model, heads, mode=p.mode, means=means, post_norm=p.post_norm):
         out = analyse(model, tok, windows, k=p.topk, heads=True,
-                      desc=f"prune {sm.wildcards.experiment}")
-        ppl = run_ppl(model, windows_tensor(read_parquet(sm.input.heldout)),
-                      f"pruning {sm.wildcards.experiment}", p.bootstrap, p.seed)
+                      desc=f"prune {sm.wildcards.experiment}",
+                      batch_size=batch_size(p.batch_tokens, windows))
+        ppl = run_ppl(model, heldout, f"pruning {sm.wildcards.experiment}", p.bootstrap, p.seed,
+                      batch_size=batch_size(p.batch_tokens, heldout))
     c = changes(read_parquet(sm.input.baseline), out["layer_stats"], p.bootstrap, p.seed)
     write_parquet(out["layer_stats"], sm.output.stats, sort_by=["sample", "layer", "rank"])
     write_parquet(out["head_scores"], sm.output.scores, sort_by=["sample", "layer", "head"])

@@ -47,7 +47,9 @@ with rule_context(snakemake):  # noqa: F821
             "the held-out windows (95% interval: bootstrap over windows); ppl_change: relative to "
             "the unpruned model on the same windows (paired bootstrap); ppl_p_vs_random / "
             "ppl_p_vs_bottom / ppl_p_vs_matched: the same sign-flip test on the per-window mean "
-            "nll.")
+            "nll. p_floor / ppl_p_floor: the smallest p-value these tests can give with "
+            "n_samples samples / n_windows windows (2/2^n when every sign pattern is "
+            "enumerated).")
     if norms - {"none"}:  # a norm follows the attention output (Gemma-2/3)
         note += (f" The norm after the attention output is {', '.join(sorted(norms))}: live lets "
                  "it rescale the remaining heads, frozen keeps its unablated scale.")

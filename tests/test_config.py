@@ -167,3 +167,22 @@ def test_job_memory_from_parameters_and_dtype():
     assert job_mem_mb({"source": "hf", "n_params": 1e9}) == int(4e9 / 2**20 * 1.2) + 2000
     assert job_mem_mb({"source": "hf", "n_params": 1e9, "mem_mb": 900}) == 900  # explicit wins
     assert job_mem_mb({"source": "random"}) == 1000
+
+
+def test_massive_thresholds_paper_default_and_per_model_override():
+    """The paper's thresholds by default; a model may override either one, and only
+    its own."""
+    from massact.config import massive_thresholds
+
+    cfg = load("config.yaml")
+    validate(cfg)
+    assert massive_thresholds(cfg, "smollm2-135m") == {"ratio_threshold": 1000,
+                                                       "abs_threshold": 100}
+    cfg["models"]["gemma3-270m"]["massive"] = {"ratio_threshold": 100}
+    validate(cfg)
+    assert massive_thresholds(cfg, "gemma3-270m") == {"ratio_threshold": 100,
+                                                      "abs_threshold": 100}
+    assert massive_thresholds(cfg, "smollm2-135m")["ratio_threshold"] == 1000
+    cfg["models"]["gemma3-270m"]["massive"] = {"ratio": 100}
+    with pytest.raises(ConfigError, match="models.gemma3-270m.massive"):
+        validate(cfg)

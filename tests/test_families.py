@@ -345,3 +345,45 @@ def test_passes_start_late_bit_identically(fam, ids):
         for c in configs:
             assert full[c][0].equals(fast[c][0]), (family, c)
             assert full[c][1].equals(fast[c][1]), (family, c)
+
+
+# ----------------------------------------------------------------- batches
+def _close_tables(a, b, exact: list[str], rtol=1e-4, atol=1e-5):
+    a, b = a.to_pandas(), b.to_pandas()
+    assert len(a) == len(b) and list(a.columns) == list(b.columns)
+    for c in a.columns:
+        if c in exact:
+            assert a[c].tolist() == b[c].tolist(), c
+        elif a[c].dtype.kind == "f":
+            np.testing.assert_allclose(a[c], b[c], rtol=rtol, atol=atol, err_msg=c)
+
+
+def test_batches_give_the_same_numbers(fam):
+    """Every window's layer statistics, head scores (each window with its own targets),
+    head means and nll are the same, to float32 rounding, whatever the batch size: the
+    probe, the statistics and the loss read every element of a batch, not the first."""
+    family, model, tok, _ = fam
+    windows = torch.randint(0, 256, (5, 40), generator=torch.Generator().manual_seed(3))
+    targets = [[0], [0, 5], [0, 17, 30], [3], [0, 1, 2]]
+    one = analyse(model, tok, windows, k=4, targets=targets, head_means=True, batch_size=1)
+    for bs in (2, 5):
+        many = analyse(model, tok, windows, k=4, targets=targets, head_means=True,
+                       batch_size=bs)
+        # positions and dims of the top entries may swap between near-ties only if two
+        # values agree to rounding; these random models have none
+        _close_tables(one["layer_stats"], many["layer_stats"],
+                      exact=["sample", "layer", "rank", "token_pos", "token_id", "dim"])
+        _close_tables(one["head_scores"], many["head_scores"],
+                      exact=["sample", "layer", "head", "n_queries"])
+        m1 = np.stack(one["head_means"]["mean"].to_pylist())
+        m2 = np.stack(many["head_means"]["mean"].to_pylist())
+        np.testing.assert_allclose(m1, m2, rtol=1e-4, atol=1e-6)
+        nll1, n1 = window_nll(model, windows, batch_size=1)
+        nll2, n2 = window_nll(model, windows, batch_size=bs)
+        np.testing.assert_allclose(nll1, nll2, rtol=1e-5)
+        assert n1.tolist() == n2.tolist()
+    # window 2 scored alone, with its own targets (not window 0's)
+    got = one["head_scores"].to_pandas()
+    want = head_scores(model, windows[2:3], targets=[targets[2]]).to_pandas()
+    mine = got[got["sample"] == 2].reset_index(drop=True)
+    np.testing.assert_allclose(mine["score"], want["score"], rtol=1e-5, atol=1e-6)

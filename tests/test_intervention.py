@@ -184,3 +184,43 @@ def test_every_layer_at_once_against_hand_hooks(tiny, windows, mode):
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     with torch.no_grad():
         assert not torch.equal(model(ids).logits, got)  # the hooks are gone
+
+
+def test_fixed_position_means_against_a_hand_computation(tiny, windows):
+    """(position, dim) pairs massive in at least half of the windows (and in two) get
+    their own mean; every other massive entry its dimension's mean; any batch size
+    gives the same means; the intervention writes exactly those values."""
+    from massact.intervention import massive_means
+
+    _, model, _ = tiny
+    layer, n = 1, windows.shape[0]
+    outs = [block_outputs(model, windows[s:s + 1])[layer][0] for s in range(n)]
+    ratio = float(torch.topk(outs[0].abs().reshape(-1), 6).values[-1] / outs[0].abs().median())
+    ratio *= 0.8
+    masks = [massive_mask(x, ratio, 0.0) for x in outs]
+    pos_count = sum(m.long() for m in masks)
+    pos_sum = sum(x.double() * m for x, m in zip(outs, masks))
+    fixed = (2 * pos_count >= n) & (pos_count >= 2)
+    assert fixed.any() and (pos_count > 0).sum() > fixed.sum()  # both kinds occur
+    dim_mean = pos_sum.sum(0) / pos_count.sum(0).clamp(min=1)
+    want = torch.where(fixed, pos_sum / pos_count.clamp(min=1), dim_mean.expand_as(pos_sum))
+
+    m = massive_means(model, windows, [layer], ratio, 0.0, batch_size=1)
+    assert torch.equal(m.fixed(0), fixed)
+    torch.testing.assert_close(m.fill(0, windows.shape[1]), want.float())
+    mb = massive_means(model, windows, [layer], ratio, 0.0, batch_size=3)
+    assert torch.equal(mb.pos_count, m.pos_count)
+    torch.testing.assert_close(mb.pos, m.pos, rtol=1e-5, atol=1e-6)
+
+    with intervene(model, layer, "mean", "massive", ratio, 0.0, dim_means=m):
+        got = block_outputs(model, windows[:1])[layer][0]
+    x, mask = outs[0], masks[0]
+    assert torch.equal(got[~mask], x[~mask])
+    torch.testing.assert_close(got[mask], want.float()[mask])
+    # a window shorter than the analysis windows takes the first positions' means
+    short = windows[:1, :10]
+    with intervene(model, layer, "mean", "massive", ratio, 0.0, dim_means=m):
+        got = block_outputs(model, short)[layer][0]
+    ref = block_outputs(model, short)[layer][0]
+    smask = massive_mask(ref, ratio, 0.0)
+    torch.testing.assert_close(got[smask], want.float()[:10][smask])

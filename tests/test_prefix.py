@@ -134,3 +134,27 @@ def test_a_block_that_changes_its_input_in_place_cannot_spoil_the_kept_input(tin
     full = _run(model, tok, windows, heldout, names, in_place, None)
     fast = _run(model, tok, windows, heldout, names, in_place, {"a": 2, "b": 2})
     _same(full, fast)
+
+
+def test_batched_passes_start_late_bit_identically(tiny, windows):
+    """Batches of windows are recorded and replayed as batches: late starts stay
+    bit-identical to full passes of the same batches, and close to batch-1 passes."""
+    arch, model, tok = tiny
+    heldout = windows[:, :24]
+    n = 4
+    ctx = lambda name: ablate(model, name, n)  # noqa: E731
+    starts = {c: component_start(c, n) for c in COMPONENTS}
+
+    def run(tokens, st):  # 80 tokens: 2 windows of 40 per pass, 3 held-out windows of 24
+        return run_configs(model, tok, windows, heldout, COMPONENTS, k=5, n_boot=50, seed=0,
+                           contexts=ctx, starts=st, batch_tokens=tokens)
+
+    full, fast = run(80, None), run(80, starts)
+    _same(full, fast)
+    one = run(None, starts)
+    for name in COMPONENTS:
+        a, b = one[name][0].to_pandas(), fast[name][0].to_pandas()
+        assert a[["sample", "layer", "rank", "token_pos", "dim"]].equals(
+            b[["sample", "layer", "rank", "token_pos", "dim"]]), name
+        torch.testing.assert_close(torch.tensor(a["value"].to_numpy()),
+                                   torch.tensor(b["value"].to_numpy()), rtol=1e-4, atol=1e-5)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .resampling import bootstrap_ci, paired_permutation_p  # noqa: F401  (public here too)
+from .resampling import bootstrap_ci, p_floor, paired_permutation_p  # noqa: F401  (public here too)
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
         lo, hi = bootstrap_ci(per[e], n_boot, seed)
         row = {"experiment": e, "mean_change": per[e].mean(), "mean_change_lo": float(lo),
                "mean_change_hi": float(hi), "max_change": float(c["change_top1"].iloc[i]),
-               "max_change_layer": int(c["layer"].iloc[i])}
+               "max_change_layer": int(c["layer"].iloc[i]), "n_samples": len(per[e])}
         if len(rand_means) and e not in is_control:
             row["random_rank"] = int(np.sum(rand_means < per[e].mean())) + 1  # 1 = below all
             row["n_random"] = len(rand_means)
@@ -242,6 +242,8 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
             row["n_matched"] = len(mine)
             row["p_vs_matched"] = paired_permutation_p(
                 per[e] - np.mean([per[c] for c in mine], axis=0), seed=seed)
+        if e not in is_control:
+            row["p_floor"] = p_floor(len(per[e]))
         if ppl_by is not None:
             row.update(_ppl_columns(e, ppl_base, ppl_by, randoms, bottom, n_boot, seed,
                                     matched.get(e, []), is_control))
@@ -256,7 +258,7 @@ def _ppl_columns(e, base, ppl_by, randoms, bottom, n_boot, seed, matched, is_con
     c = compare(base, ppl_by[e], n_boot, seed)
     out = {"ppl": r["ppl"], "ppl_lo": r["ppl_lo"], "ppl_hi": r["ppl_hi"],
            "ppl_change": c["ppl_change"], "ppl_change_lo": c["ppl_change_lo"],
-           "ppl_change_hi": c["ppl_change_hi"]}
+           "ppl_change_hi": c["ppl_change_hi"], "n_windows": r["n_windows"]}
     nll = {k: np.divide(*window_values(t)) for k, t in ppl_by.items()}  # mean nll per window
     if randoms and e not in is_control:
         out["ppl_p_vs_random"] = paired_permutation_p(
@@ -266,6 +268,8 @@ def _ppl_columns(e, base, ppl_by, randoms, bottom, n_boot, seed, matched, is_con
     if matched:
         out["ppl_p_vs_matched"] = paired_permutation_p(
             nll[e] - np.mean([nll[x] for x in matched], axis=0), seed=seed)
+    if e not in is_control:
+        out["ppl_p_floor"] = c["ppl_p_floor"]
     return out
 
 
@@ -293,7 +297,8 @@ def components_summary(changes_by: dict[str, pd.DataFrame], ppl_by: dict[str, di
         row["max_change_layer"] = int(c["layer"].iloc[i])
         row["median_change_last"] = float(c["change_median"].iloc[last])
         row.update({k: ppl_by[name][k] for k in ("ppl", "ppl_lo", "ppl_hi", "ppl_change",
-                                                  "ppl_change_lo", "ppl_change_hi", "ppl_p")})
+                                                  "ppl_change_lo", "ppl_change_hi", "ppl_p",
+                                                  "ppl_p_floor")})
         rows.append(row)
     df = pd.DataFrame(rows)
     df["order"] = df["layer"].where(df["layer"] >= 0, -1)
@@ -364,10 +369,12 @@ def model_headlines(model: str, layerwise: pd.DataFrame, massive: pd.DataFrame,
                 row[f"{kind}_layer_most_needed"] = f"{int(w['layer'])} ({100 * w['change_at_peak']:+.1f}%)"
     if intervention is not None and len(intervention):
         for mode in ("zero", "mean"):
-            r = intervention[(intervention["mode"] == mode) & (intervention["condition"] == "massive")
-                             & (intervention["layer"] >= 0)]  # -1: every layer at once
-            if len(r):
-                row[f"ppl_{mode}_massive"] = float(r["ppl_change"].iloc[0])
+            r = intervention[(intervention["mode"] == mode) & (intervention["condition"] == "massive")]
+            one, every = r[r["layer"] >= 0], r[r["layer"] == -1]  # -1: every layer at once
+            if len(one):
+                row[f"ppl_{mode}_massive"] = float(one["ppl_change"].iloc[0])
+            if len(every):
+                row[f"ppl_{mode}_massive_every"] = float(every["ppl_change"].iloc[0])
     return row
 
 

@@ -216,6 +216,12 @@ def cut_seqlen(config: dict, key: str, section: str) -> int:
     return min(config[section]["seqlen"], window_seqlen(config, key))
 
 
+def massive_thresholds(config: dict, key: str) -> dict:
+    """``{"ratio_threshold", "abs_threshold"}`` of model ``key``: the study's ``massive``,
+    overridden by the model's own ``massive`` where it sets them."""
+    return {**config["massive"], **config["models"][key].get("massive", {})}
+
+
 def feature3d_layers(config: dict, key: str) -> list[int]:
     """Layers of the 3D figures: configured, or the first and the middle layer."""
     spec = config["models"][key]

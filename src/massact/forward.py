@@ -1,4 +1,5 @@
-"""The forward-pass driver: one pass per window, every requested reduction inside it.
+"""The forward-pass driver: one pass per batch of windows, every requested reduction
+inside it.
 
 Layer statistics, head scores and head-output means are all computed in the
 same pass, so a study never runs the model twice on the same window for them.
@@ -14,7 +15,7 @@ import torch
 
 from .arch import adapt
 from .heads import HEAD_SAMPLE_SCHEMA, attention_probe, empty_columns, probe_rows
-from .runtime import progress
+from .runtime import batches, progress
 from .stats import StatsRecorder, forward_base
 
 
@@ -36,7 +37,8 @@ class HeadMeanRecorder:
 
     def _hook(self, i):
         def hook(module, args):  # returns None: the input passes unchanged
-            self.sums[i].add_(args[0][0].sum(0, dtype=torch.float64).cpu())
+            x = args[0]
+            self.sums[i].add_(x.reshape(-1, x.shape[-1]).sum(0, dtype=torch.float64).cpu())
         return hook
 
     def table(self) -> pa.Table:
@@ -57,8 +59,10 @@ HEAD_MEAN_SCHEMA = pa.schema([("layer", pa.int16()), ("head", pa.int16()),
 
 def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool = True,
             heads: bool = True, targets: list[list[int]] | None = None, head_means: bool = False,
-            desc: str = "forward", first_layer: int = 0) -> dict[str, pa.Table]:
-    """Run every window once; return the requested tables.
+            desc: str = "forward", first_layer: int = 0,
+            batch_size: int = 1) -> dict[str, pa.Table]:
+    """Run every window once, ``batch_size`` windows per pass; return the requested
+    tables (the same, to float32 rounding, for any batch size).
 
     - ``layer_stats`` (stats): top-k |x|, median and mean per sample and layer;
     - ``head_scores`` (heads): per sample, layer and head, the attention given to
@@ -81,17 +85,21 @@ def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool
             stack.enter_context(means.hooks())
         probe = stack.enter_context(attention_probe(model)) if heads else None
         stack.enter_context(torch.inference_mode())
-        for s in progress(range(windows.shape[0]), desc=desc):
-            ids = windows[s:s + 1].to(arch.input_device)
+        bar = progress(None, desc=desc, total=windows.shape[0], unit="window")
+        for batch in batches(windows.shape[0], batch_size):
+            ids = windows[batch].to(arch.input_device)
             if probe:
-                probe.set_targets(targets[s] if targets is not None else [0], ids.shape[1], ids.device)
+                probe.set_targets([targets[s] if targets is not None else [0] for s in batch],
+                                  ids.shape[1], ids.device)
             forward_base(arch, ids)
             if rec:
-                rec.collect(s, windows[s].tolist())
+                rec.collect(batch, windows[batch].tolist())
             if probe:
-                probe_rows(probe, s, cols)
+                probe_rows(probe, batch, cols)
             if means:
-                means.count += ids.shape[1]
+                means.count += ids.numel()
+            bar.update(len(batch))
+        bar.close()
     out = {}
     if rec:
         out["layer_stats"] = rec.table()
@@ -102,7 +110,8 @@ def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool
     return out
 
 
-def head_scores(model, windows: torch.Tensor, targets: list[list[int]] | None = None) -> pa.Table:
+def head_scores(model, windows: torch.Tensor, targets: list[list[int]] | None = None,
+                batch_size: int = 1) -> pa.Table:
     """Per-sample head scores (no layer statistics): the notebook entry point."""
     return analyse(model, None, windows, stats=False, heads=True, targets=targets,
-                   desc="score heads")["head_scores"]
+                   desc="score heads", batch_size=batch_size)["head_scores"]

@@ -49,42 +49,53 @@ HEAD_SAMPLE_SCHEMA = pa.schema([
 
 
 class Probe:
-    """Per-forward state: the target keys and, after the pass, the per-head scores."""
+    """Per-forward state: each window's target keys and, after the pass, the per-head
+    scores of every window of the batch."""
 
     def __init__(self, windows: dict[int, int]):
         self.windows = windows  # sliding-window layers: {layer: window}
         self.indicator: torch.Tensor | None = None
-        self.targets: list[int] = [0]
-        self.scores: dict[int, tuple[torch.Tensor, int]] = {}
+        self.targets: list[list[int]] = [[0]]
+        self.scores: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def set_targets(self, positions, seqlen: int, device) -> None:
-        self.targets = sorted(set(int(p) for p in positions))
-        ind = torch.zeros(1, seqlen, device=device)
-        ind[0, self.targets] = 1.0
+        """``positions``: the target keys of each window of the batch (a list of lists),
+        or one list for a batch of one window."""
+        if not positions or not isinstance(positions[0], (list, tuple)):
+            positions = [positions]
+        self.targets = [sorted(set(int(p) for p in pos)) for pos in positions]
+        ind = torch.zeros(len(self.targets), seqlen, device=device)
+        for b, t in enumerate(self.targets):
+            ind[b, t] = 1.0
         self.indicator = ind
         self.scores.clear()
 
     def eligible(self, layer: int, seqlen: int, device) -> torch.Tensor:
-        """Queries strictly after a target they can see (q - t < window)."""
+        """(batch, queries): queries strictly after a target they can see (q - t < window)."""
         q = torch.arange(seqlen, device=device)[:, None]
-        t = torch.tensor(self.targets, dtype=torch.long, device=device)[None, :]
-        ok = q > t
         w = self.windows.get(layer)
-        if w is not None:
-            ok &= (q - t) < w
-        return ok.any(dim=1)
+        rows = []
+        for targets in self.targets:
+            t = torch.tensor(targets, dtype=torch.long, device=device)[None, :]
+            ok = q > t
+            if w is not None:
+                ok &= (q - t) < w
+            rows.append(ok.any(dim=1))
+        return torch.stack(rows)
 
     def record(self, layer: int, probs: torch.Tensor) -> None:
-        """``probs``: (tokens, heads) probability of the targets per query."""
-        mask = self.eligible(layer, probs.shape[0], probs.device)
-        n = int(mask.sum())
-        mean = probs.float()[mask].mean(dim=0) if n else torch.full((probs.shape[1],), float("nan"))
-        self.scores[layer] = (mean.cpu(), n)
+        """``probs``: (batch, tokens, heads) probability of the targets per query."""
+        mask = self.eligible(layer, probs.shape[1], probs.device)  # (batch, tokens)
+        n = mask.sum(1)
+        m = mask.to(torch.float32)[..., None]
+        mean = (probs.float() * m).sum(1) / n.clamp(min=1)[:, None]
+        mean[n == 0] = float("nan")
+        self.scores[layer] = (mean.cpu(), n.cpu())
 
     def record_weights(self, layer: int, weights: torch.Tensor) -> None:
         """``weights``: (batch, heads, queries, keys) attention probabilities."""
-        t = torch.tensor(self.targets, dtype=torch.long, device=weights.device)
-        self.record(layer, weights[0].index_select(-1, t).float().sum(-1).T)
+        ind = self.indicator.to(weights.device, torch.float32)
+        self.record(layer, (weights.float() * ind[:, None, None, :]).sum(-1).transpose(1, 2))
 
 
 def _eager_function(module):
@@ -121,7 +132,7 @@ def probe_attention(module, query, key, value, attention_mask, dropout=0.0, scal
                                     torch.cat([value, ind], dim=-1), attention_mask,
                                     dropout=dropout, scaling=scaling, **kw)
     # out: (batch, tokens, heads, d + 1)
-    probe.record(module.layer_idx, out[0, :, :, d])
+    probe.record(module.layer_idx, out[..., d])
     return out[..., :d], None
 
 
@@ -168,16 +179,20 @@ def attention_probe(model):
             model.config._attn_implementation = before
 
 
-def probe_rows(probe: Probe, sample: int, cols: dict) -> None:
-    """Append one sample's per-head scores to ``cols`` (HEAD_SAMPLE_SCHEMA)."""
-    for layer in sorted(probe.scores):
-        mean, n = probe.scores[layer]
-        for h, v in enumerate(mean.tolist()):
-            cols["sample"].append(sample)
-            cols["layer"].append(layer)
-            cols["head"].append(h)
-            cols["score"].append(v)
-            cols["n_queries"].append(n)
+def probe_rows(probe: Probe, samples, cols: dict) -> None:
+    """Append the per-head scores of the batch's windows (``samples``: their sample
+    numbers, in batch order; an int for a batch of one) to ``cols`` (HEAD_SAMPLE_SCHEMA)."""
+    if isinstance(samples, int):
+        samples = [samples]
+    for b, sample in enumerate(samples):
+        for layer in sorted(probe.scores):
+            mean, n = probe.scores[layer]
+            for h, v in enumerate(mean[b].tolist()):
+                cols["sample"].append(sample)
+                cols["layer"].append(layer)
+                cols["head"].append(h)
+                cols["score"].append(v)
+                cols["n_queries"].append(int(n[b]))
 
 
 def empty_columns(schema: pa.Schema) -> dict:

@@ -5,10 +5,15 @@ that are *massive* by the config's definition (|x| > ratio × the window's layer
 median and > abs) are replaced:
 
 - ``zero``: by 0;
-- ``mean``: by the mean signed value of the massive activations of the same
-  feature dimension over the analysis samples (0 for a dimension never massive
-  there). Those means need every massive entry of the layer, not only the top-k the
-  statistics keep, so the analysis windows run once more up to that block only.
+- ``mean``: by a mean over the analysis samples. An entry whose (token position,
+  feature dimension) is massive in at least half of the analysis windows (and in at
+  least two) recurs at a fixed position, as the first token's massive activations do:
+  it gets the mean signed value of that (position, dimension) over the windows where
+  it is massive, the fixed bias the paper's reading implies. Any other massive entry
+  gets the mean signed value of every massive entry of its feature dimension (0 for a
+  dimension never massive there). Those means need every massive entry of the layer,
+  not only the top-k the statistics keep, so the analysis windows run once more up
+  to that block only.
 
 The control changes the same number of entries per window, drawn at random
 (seeded) among the ordinary, non-massive entries: to 0, or (``mean``) to the
@@ -22,6 +27,7 @@ are found in the stream as it arrives there, after the layers below were replace
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +35,7 @@ import torch
 
 from .arch import adapt
 from .errors import UserError
+from .runtime import batches
 
 MODES = ("zero", "mean")
 CONDITIONS = ("massive", "control")
@@ -56,9 +63,10 @@ def replace(x: torch.Tensor, mask: torch.Tensor, mode: str,
             exclude: torch.Tensor | None = None) -> torch.Tensor:
     """A copy of ``x`` (tokens, hidden) with the masked entries replaced.
 
-    ``mode="mean"`` takes the value of each entry's feature dimension from
-    ``dim_means`` (hidden,), or, if None, the dimension's mean over the tokens,
-    leaving out the entries in ``exclude`` (the massive ones, for the control).
+    ``mode="mean"`` takes each entry's value from ``dim_means``: (hidden,), one value
+    per feature dimension, or (tokens, hidden), one per entry; if None, the dimension's
+    mean over the tokens, leaving out the entries in ``exclude`` (the massive ones, for
+    the control).
     """
     y = x.clone()
     if mode == "zero":
@@ -77,28 +85,52 @@ class _Stop(Exception):
     """Raised after the intervention layer: nothing above it is needed."""
 
 
-def massive_dim_means(model, windows: torch.Tensor, layer, ratio: float, abs_threshold: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per feature dimension, the mean signed value of the massive entries of ``layer``
-    over ``windows`` (the analysis samples), and their count; 0 for a dimension that is
-    never massive. Each window runs only up to the highest block asked for.
+@dataclass
+class MassiveMeans:
+    """Mean signed values of the massive entries over the analysis samples, one row per
+    intervention layer: per feature dimension (``dim``, ``count``: (layers, hidden)) and
+    per (token position, dimension) (``pos``, ``pos_count``: (layers, positions, hidden))."""
 
-    ``layer`` an int: (hidden,) tensors; a list of layers: (len(layer), hidden) tensors,
-    one row per listed layer, from the same passes."""
+    dim: torch.Tensor
+    count: torch.Tensor
+    pos: torch.Tensor
+    pos_count: torch.Tensor
+    n_windows: int
+
+    def fixed(self, row: int) -> torch.Tensor:
+        """(positions, hidden): the pairs massive in at least half of the windows and in
+        at least two: they recur at a fixed position."""
+        c = self.pos_count[row]
+        return (2 * c >= self.n_windows) & (c >= 2)
+
+    def fill(self, row: int, tokens: int) -> torch.Tensor:
+        """(tokens, hidden): what each massive entry of a window of ``tokens`` tokens is
+        set to: its (position, dimension) mean where that pair is fixed, else its
+        dimension's mean."""
+        out = self.dim[row].expand(tokens, -1).clone()
+        t = min(tokens, self.pos.shape[1])
+        fixed = self.fixed(row)[:t]
+        out[:t][fixed] = self.pos[row, :t][fixed]
+        return out
+
+
+def massive_means(model, windows: torch.Tensor, layers: list[int], ratio: float,
+                  abs_threshold: float, batch_size: int = 1) -> MassiveMeans:
+    """The :class:`MassiveMeans` of ``layers`` (a row each, in the order given) over
+    ``windows`` (the analysis samples), from passes that stop at the highest of them."""
     arch = adapt(model)
-    layers = [layer] if isinstance(layer, int) else list(layer)
-    hidden = model.config.hidden_size
-    sums = torch.zeros(len(layers), hidden, dtype=torch.float64)
-    counts = torch.zeros(len(layers), hidden, dtype=torch.int64)
+    hidden, tokens = model.config.hidden_size, windows.shape[1]
+    sums = torch.zeros(len(layers), tokens, hidden, dtype=torch.float64)
+    counts = torch.zeros(len(layers), tokens, hidden, dtype=torch.int64)
     last = max(layers)
 
     def make(row, block):
         def hook(module, args, output):
             h = output[0] if isinstance(output, tuple) else output
-            for x in h:
+            for x in h:  # one window at a time: the median is per window
                 mask = massive_mask(x, ratio, abs_threshold)
-                sums[row].add_((x.double() * mask).sum(0).cpu())
-                counts[row].add_(mask.sum(0).cpu())
+                sums[row].add_((x.double() * mask).cpu())
+                counts[row].add_(mask.cpu())
             if block == last:
                 raise _Stop
         return hook
@@ -106,28 +138,50 @@ def massive_dim_means(model, windows: torch.Tensor, layer, ratio: float, abs_thr
     handles = [arch.blocks[l].register_forward_hook(make(i, l)) for i, l in enumerate(layers)]
     try:
         with torch.inference_mode():
-            for s in range(windows.shape[0]):
+            for batch in batches(windows.shape[0], batch_size):
                 try:
-                    arch.base(input_ids=windows[s:s + 1].to(arch.input_device), use_cache=False)
+                    arch.base(input_ids=windows[batch].to(arch.input_device), use_cache=False)
                 except _Stop:
                     pass
     finally:
         for h in handles:
             h.remove()
-    means = torch.where(counts > 0, sums / counts.clamp(min=1), torch.zeros_like(sums)).float()
+
+    def mean(total, n):
+        return torch.where(n > 0, total / n.clamp(min=1), torch.zeros_like(total)).float()
+
+    dim_sums, dim_counts = sums.sum(1), counts.sum(1)
+    return MassiveMeans(dim=mean(dim_sums, dim_counts), count=dim_counts,
+                        pos=mean(sums, counts), pos_count=counts, n_windows=windows.shape[0])
+
+
+def massive_dim_means(model, windows: torch.Tensor, layer, ratio: float, abs_threshold: float,
+                      batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per feature dimension, the mean signed value of the massive entries of ``layer``
+    over ``windows`` (the analysis samples), and their count; 0 for a dimension that is
+    never massive. Each window runs only up to the highest block asked for.
+
+    ``layer`` an int: (hidden,) tensors; a list of layers: (len(layer), hidden) tensors,
+    one row per listed layer, from the same passes."""
+    layers = [layer] if isinstance(layer, int) else list(layer)
+    m = massive_means(model, windows, layers, ratio, abs_threshold, batch_size)
     if isinstance(layer, int):
-        return means[0], counts[0]
-    return means, counts
+        return m.dim[0], m.count[0]
+    return m.dim, m.count
 
 
 @contextmanager
 def intervene(model, layer, mode: str, condition: str, ratio: float, abs_threshold: float,
-              dim_means: torch.Tensor | None = None, seed: int = 0):
+              dim_means: "torch.Tensor | MassiveMeans | None" = None, seed: int = 0):
     """Replace the massive (or, ``condition="control"``, as many ordinary) entries of
     layer ``layer`` in every forward pass; yields a list that receives the number of
     entries changed in each window. ``layer`` a list of layers: at each of them in the
-    same pass, ``dim_means`` then one row per listed layer (:func:`massive_dim_means`),
-    and the count per window summed over the layers."""
+    same pass, the means then one row per listed layer, and the count per window summed
+    over the layers.
+
+    ``dim_means`` (``mode="mean"``): a :class:`MassiveMeans` (fixed-position entries get
+    their (position, dimension) mean, the others their dimension's), or a tensor of one
+    mean per dimension (per layer) used for every massive entry."""
     if mode not in MODES:
         raise UserError(f"intervention mode must be one of {MODES}, not {mode!r}")
     if condition not in CONDITIONS:
@@ -139,7 +193,7 @@ def intervene(model, layer, mode: str, condition: str, ratio: float, abs_thresho
     for l in layers:
         if not 0 <= l < arch.n_layers:
             raise UserError(f"intervention layer {l} is outside the model (0..{arch.n_layers - 1})")
-    if dim_means is not None and isinstance(layer, int):
+    if isinstance(dim_means, torch.Tensor) and isinstance(layer, int):
         dim_means = dim_means.unsqueeze(0)
     counts: list[int] = []
     gen = torch.Generator().manual_seed(seed)
@@ -155,7 +209,11 @@ def intervene(model, layer, mode: str, condition: str, ratio: float, abs_thresho
                 massive = massive_mask(x, ratio, abs_threshold)
                 mask = control_mask(massive, gen) if condition == "control" else massive
                 counts[len(counts) - len(h) + w] += int(mask.sum())
-                means = dim_means[row] if condition == "massive" and dim_means is not None else None
+                means = None
+                if condition == "massive" and isinstance(dim_means, MassiveMeans):
+                    means = dim_means.fill(row, x.shape[0])
+                elif condition == "massive" and dim_means is not None:
+                    means = dim_means[row]
                 out.append(replace(x, mask, mode, means, exclude=massive))
             y = torch.stack(out)
             return (y, *output[1:]) if isinstance(output, tuple) else y
@@ -183,6 +241,7 @@ INTERVENTION_SCHEMA = pa.schema([
     ("ppl_change_hi", pa.float64()),
     ("p_vs_baseline", pa.float64()),   # sign-flip permutation test over windows
     ("p_vs_control", pa.float64()),    # massive vs control, same test
+    ("p_floor", pa.float64()),         # the smallest p-value the test can give (n windows)
     ("window_nll", pa.list_(pa.float64())),
 ])
 
@@ -203,7 +262,8 @@ def intervention_table(layer: int, mode: str, base: pa.Table, runs: dict[str, pa
                "ppl_change": c["ppl_change"], "ppl_change_lo": c["ppl_change_lo"],
                "ppl_change_hi": c["ppl_change_hi"],
                "p_vs_baseline": c["ppl_p"] if cond != "baseline" else float("nan"),
-               "p_vs_control": float("nan"), "window_nll": r["window_nll"]}
+               "p_vs_control": float("nan"), "p_floor": c["ppl_p_floor"],
+               "window_nll": r["window_nll"]}
         rows.append(row)
     if "massive" in runs and "control" in runs:
         mn, mt = window_values(runs["massive"])

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from .arch import adapt
 from .resampling import (PPL_SCHEMA, bootstrap_ppl, compare,  # noqa: F401  (public here too)
                          perplexity, ppl_table, window_ids, window_values)
-from .runtime import progress
+from .runtime import batches, progress
 
 def _logits(model, hidden: torch.Tensor) -> torch.Tensor:
     logits = model.get_output_embeddings()(hidden).float()
@@ -31,31 +31,37 @@ def _logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def window_nll(model, windows: torch.Tensor, chunk: int = 256,
-               desc: str = "perplexity") -> tuple[np.ndarray, np.ndarray]:
-    """(summed nll, predicted tokens) of each window (row of ``windows``), one pass each.
+def window_nll(model, windows: torch.Tensor, chunk: int = 256, desc: str = "perplexity",
+               batch_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(summed nll, predicted tokens) of each window (row of ``windows``), ``batch_size``
+    windows per pass (the same, to float32 rounding, for any batch size).
 
     Hooks registered on the model (ablations, interventions) act as usual.
     """
     arch = adapt(model)
     nll = np.zeros(windows.shape[0], dtype=np.float64)
     n = np.zeros(windows.shape[0], dtype=np.int64)
+    bar = progress(None, desc=desc, total=windows.shape[0], unit="window")
     with torch.inference_mode():
-        for s in progress(range(windows.shape[0]), desc=desc):
-            ids = windows[s:s + 1].to(arch.input_device)
-            hidden = arch.base(input_ids=ids, use_cache=False).last_hidden_state[0]
-            total = 0.0
-            for a in range(0, ids.shape[1] - 1, chunk):
-                b = min(a + chunk, ids.shape[1] - 1)
-                # the LM head may sit on another GPU than the last block (device_map)
-                logits = _logits(model, hidden[a:b])
-                total += float(F.cross_entropy(logits, ids[0, a + 1:b + 1].to(logits.device),
-                                               reduction="sum").double())
-            nll[s], n[s] = total, ids.shape[1] - 1
+        for batch in batches(windows.shape[0], batch_size):
+            ids = windows[batch].to(arch.input_device)
+            hidden = arch.base(input_ids=ids, use_cache=False).last_hidden_state
+            for row, s in enumerate(batch):
+                total = 0.0
+                for a in range(0, ids.shape[1] - 1, chunk):
+                    b = min(a + chunk, ids.shape[1] - 1)
+                    # the LM head may sit on another GPU than the last block (device_map)
+                    logits = _logits(model, hidden[row, a:b])
+                    total += float(F.cross_entropy(
+                        logits, ids[row, a + 1:b + 1].to(logits.device), reduction="sum").double())
+                nll[s], n[s] = total, ids.shape[1] - 1
+            bar.update(len(batch))
+    bar.close()
     return nll, n
 
 
-def run_ppl(model, windows: torch.Tensor, run: str, n_boot: int, seed: int) -> pa.Table:
+def run_ppl(model, windows: torch.Tensor, run: str, n_boot: int, seed: int,
+            batch_size: int = 1) -> pa.Table:
     """Perplexity table of one run on ``windows`` (with whatever hooks are active)."""
-    nll, n = window_nll(model, windows, desc=f"perplexity {run}")
+    nll, n = window_nll(model, windows, desc=f"perplexity {run}", batch_size=batch_size)
     return ppl_table(run, nll, n, n_boot, seed, window_ids(windows.cpu()))

@@ -43,11 +43,26 @@ def bootstrap_ci(values: np.ndarray, n_boot: int, seed: int, stat=np.mean, level
     return np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)
 
 
-def paired_permutation_p(diff: np.ndarray, n_perm: int = 10000, seed: int = 0) -> float:
+#: sign patterns drawn when a test has more units than :data:`EXACT_MAX`
+N_PERM = 10000
+#: up to this many paired units the sign-flip test enumerates every pattern
+EXACT_MAX = 16
+
+
+def p_floor(n: int, n_perm: int = N_PERM) -> float:
+    """The smallest p-value :func:`paired_permutation_p` can return for ``n`` paired units:
+    2 / 2^n when every sign pattern is enumerated (the observed pattern and its mirror are
+    always as extreme), 1 / (n_perm + 1) with seeded draws."""
+    if n <= 0:
+        return float("nan")
+    return 2.0 / 2 ** n if n <= EXACT_MAX else 1.0 / (n_perm + 1)
+
+
+def paired_permutation_p(diff: np.ndarray, n_perm: int = N_PERM, seed: int = 0) -> float:
     """Two-sided sign-flip permutation test that paired differences have mean zero.
 
     Exact (all 2^n sign patterns) for n ≤ 16 samples, else ``n_perm`` seeded draws
-    with the usual +1 correction.
+    with the usual +1 correction. Its smallest possible value is :func:`p_floor`.
     """
     diff = np.asarray(diff, dtype=np.float64)
     diff = diff[~np.isnan(diff)]
@@ -55,7 +70,7 @@ def paired_permutation_p(diff: np.ndarray, n_perm: int = 10000, seed: int = 0) -
     if n == 0:
         return float("nan")
     obs = abs(diff.mean()) - 1e-12 * max(1.0, abs(diff).max())
-    if n <= 16:
+    if n <= EXACT_MAX:
         signs = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1) * 2.0 - 1
         return float(np.mean(np.abs((signs * diff).mean(axis=1)) >= obs))
     signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, n))
@@ -118,4 +133,5 @@ def compare(base: pa.Table, run: pa.Table, n_boot: int, seed: int) -> dict:
         boots = np.exp((rn[idx].sum(1) - bn[idx].sum(1)) / bt[idx].sum(1)) - 1
         lo, hi = np.quantile(boots, 0.025), np.quantile(boots, 0.975)
     return {"ppl_change": float(ratio), "ppl_change_lo": float(lo), "ppl_change_hi": float(hi),
-            "ppl_p": paired_permutation_p(rn / rt - bn / bt, seed=seed)}
+            "ppl_p": paired_permutation_p(rn / rt - bn / bt, seed=seed),
+            "ppl_p_floor": p_floor(len(bn))}

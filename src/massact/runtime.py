@@ -66,11 +66,23 @@ def resolve_device(requested: str = "auto") -> str:
 
 
 
-def progress(iterable, desc: str, total: int | None = None):
+def batch_size(batch_tokens: int, windows) -> int:
+    """Windows per forward pass: as many of ``windows``' rows (a (windows, tokens) tensor)
+    as fit in ``batch_tokens`` tokens, at least one."""
+    return max(1, int(batch_tokens) // max(1, int(windows.shape[1])))
+
+
+def batches(n: int, size: int) -> list[list[int]]:
+    """The indices 0..n-1 in consecutive batches of ``size`` (the last may be shorter)."""
+    size = max(1, int(size))
+    return [list(range(a, min(a + size, n))) for a in range(0, n, size)]
+
+
+def progress(iterable, desc: str, total: int | None = None, unit: str = "it"):
     """A tqdm progress bar, written to stderr (the rule's log inside a job)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, mininterval=2.0,
+    return tqdm(iterable, desc=desc, total=total, unit=unit, file=sys.stderr, mininterval=2.0,
                 disable=os.environ.get("MASSACT_NO_PROGRESS") == "1")
 
 

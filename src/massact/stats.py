@@ -91,13 +91,22 @@ class StatsRecorder:
         starts late: massact.prefix) are not recorded."""
         def keep(i, h):
             if i >= self.first:
-                self.current[i] = reduce_layer(h[0], self.k)
+                self.current[i] = [reduce_layer(x, self.k) for x in h]
         return block_hooks(self.arch, keep)
 
-    def collect(self, sample: int, ids_list: list[int]) -> None:
+    def collect(self, samples, ids_lists) -> None:
+        """Append the reductions of the last pass: ``samples`` the sample numbers of its
+        windows in batch order (an int for one window), ``ids_lists`` their token ids."""
+        if isinstance(samples, int):
+            samples, ids_lists = [samples], [ids_lists]
+        for b, (sample, ids_list) in enumerate(zip(samples, ids_lists)):
+            self._collect_one(b, sample, ids_list)
+        self.current.clear()
+
+    def _collect_one(self, b: int, sample: int, ids_list: list[int]) -> None:
         c = self.cols
         for layer in range(self.first, self.arch.n_layers):
-            vals, pos, dims, med, mean, xs = (t.cpu() for t in self.current[layer])
+            vals, pos, dims, med, mean, xs = (t.cpu() for t in self.current[layer][b])
             med, mean = float(med), float(mean)
             for r, (v, p, d, xv) in enumerate(zip(vals.tolist(), pos.tolist(), dims.tolist(),
                                                   xs.tolist()), start=1):
@@ -113,17 +122,18 @@ class StatsRecorder:
                 c["dim"].append(d)
                 c["median"].append(med)
                 c["mean"].append(mean)
-        self.current.clear()
 
     def table(self) -> pa.Table:
         return pa.table(self.cols, schema=LAYER_STATS_SCHEMA)
 
 
-def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10) -> pa.Table:
-    """Layer statistics of every window (one forward pass each)."""
+def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10,
+                batch_size: int = 1) -> pa.Table:
+    """Layer statistics of every window (``batch_size`` windows per forward pass)."""
     from .forward import analyse
 
-    return analyse(model, tokenizer, windows, k=k, heads=False)["layer_stats"]
+    return analyse(model, tokenizer, windows, k=k, heads=False,
+                   batch_size=batch_size)["layer_stats"]
 
 
 PROMPT_SCHEMA = pa.schema([

@@ -114,7 +114,8 @@ PREFIX_BYTES = 2**30
 
 
 def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: int,
-                seed: int, contexts, starts: dict | None = None) -> dict:
+                seed: int, contexts, starts: dict | None = None,
+                batch_tokens: int | None = None) -> dict:
     """Run each configuration (name → anything ``contexts(name)`` turns into a context
     manager); return ``{name: (layer_stats, perplexity table)}``.
 
@@ -122,11 +123,17 @@ def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: 
     over the windows and the held-out windows keeps the start blocks' inputs, and each
     configuration then starts at its block (massact.prefix), its layer statistics
     before that block taken from the unablated pass. The results are bit-identical to
-    full passes.
+    full passes. ``batch_tokens``: as many windows per pass as fit in that many tokens
+    (massact.runtime.batch_size; None: one). The recording and the configurations' passes
+    run the same batches, which is how the kept inputs are found again.
     """
     from .forward import analyse
     from .perplexity import run_ppl, window_nll
     from .prefix import PrefixCache
+    from .runtime import batch_size
+
+    bs_w = batch_size(batch_tokens, windows) if batch_tokens else 1
+    bs_h = batch_size(batch_tokens, heldout) if batch_tokens else 1
 
     starts = {name: int(starts.get(name, 0)) for name in configs} if starts else {}
     cache = PrefixCache(model, starts.values(), max_bytes=PREFIX_BYTES,
@@ -136,16 +143,16 @@ def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: 
     if cache.starts:
         with cache.recording():
             unablated = analyse(model, tokenizer, windows, k=k, heads=False,
-                                desc="unablated")["layer_stats"]
-            window_nll(model, heldout, desc="unablated perplexity")
+                                desc="unablated", batch_size=bs_w)["layer_stats"]
+            window_nll(model, heldout, desc="unablated perplexity", batch_size=bs_h)
     out = {}
     for i, name in enumerate(configs):
         label = name if len(name) < 24 else f"run {i + 1}/{len(configs)}"
         first = starts.get(name, 0)
         with contexts(name) if contexts else nullcontext(), cache.start(first):
             stats = analyse(model, tokenizer, windows, k=k, heads=False, desc=label,
-                            first_layer=first)["layer_stats"]
-            ppl = run_ppl(model, heldout, label, n_boot, seed)
+                            first_layer=first, batch_size=bs_w)["layer_stats"]
+            ppl = run_ppl(model, heldout, label, n_boot, seed, batch_size=bs_h)
         out[name] = (with_prefix(unablated, stats, first), ppl)
     return out
 
@@ -157,7 +164,7 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
     windows); for top and bottom, sign-flip permutation p-values against the mean of
     the random sets of the same k (and top against bottom), on the per-sample layer
     change and on the per-window mean nll."""
-    from .resampling import paired_permutation_p
+    from .resampling import p_floor, paired_permutation_p
     from .perplexity import compare, window_values
 
     base_peak = peak_top1(baseline).to_numpy()
@@ -198,7 +205,9 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
                 per_layer[mine] - np.mean([per_layer[o] for o in other], axis=0), seed=seed)
             row[f"ppl_p_vs_{name}"] = paired_permutation_p(
                 per_nll[mine] - np.mean([per_nll[o] for o in other], axis=0), seed=seed)
-    cols = ["layer_p_vs_random", "ppl_p_vs_random", "layer_p_vs_bottom", "ppl_p_vs_bottom"]
+        row["layer_p_floor"] = p_floor(len(per_layer[(kind, -1, k)]))
+    cols = ["layer_p_vs_random", "ppl_p_vs_random", "layer_p_vs_bottom", "ppl_p_vs_bottom",
+            "layer_p_floor"]
     out = pd.DataFrame(rows)
     for c in cols:
         if c not in out:
