@@ -3,7 +3,7 @@
 import _srcpath  # noqa: F401  (src/ on sys.path)
 
 from massact.runtime import rule_context
-from massact.sources import materialize_corpus
+from massact.corpora import materialize_corpus
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -8,7 +8,7 @@ import torch
 
 from massact.errors import UserError
 from massact.prefix import PrefixCache
-from massact.stats import layer_stats
+from massact.forward import layer_stats
 from massact.sweeps import (ablate, component_start, head_set_start, prune_context,
                             run_configs, with_prefix)
 

@@ -11,7 +11,7 @@ from conftest import ROOT
 from massact.config import validate
 from massact.sampling import draw_windows, windows_tensor
 from massact.sources import load_model, materialize_model
-from massact.stats import layer_stats
+from massact.forward import layer_stats
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from massact.analysis import features_array
-from massact.stats import layer_stats, prompt_features
+from massact.forward import layer_stats
+from massact.stats import prompt_features
 
 
 def residual_per_layer(model, ids):

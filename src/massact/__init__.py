@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load_model": "sources", "materialize_model": "sources", "materialize_corpus": "sources",
     "draw_windows": "sampling", "windows_tensor": "sampling",
-    "layer_stats": "stats", "prompt_features": "stats",
+    "layer_stats": "forward", "prompt_features": "stats",
     "analyse": "forward", "head_scores": "forward",
     "ablate_heads": "ablation", "ablate_components": "ablation",
     "head_summary": "analysis", "layerwise_summary": "analysis", "changes": "analysis",

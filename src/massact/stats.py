@@ -127,15 +127,6 @@ class StatsRecorder:
         return pa.table(self.cols, schema=LAYER_STATS_SCHEMA)
 
 
-def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10,
-                batch_size: int = 1) -> pa.Table:
-    """Layer statistics of every window (``batch_size`` windows per forward pass)."""
-    from .forward import analyse
-
-    return analyse(model, tokenizer, windows, k=k, heads=False,
-                   batch_size=batch_size)["layer_stats"]
-
-
 PROMPT_SCHEMA = pa.schema([
     ("layer", pa.int16()),
     ("token_pos", pa.int32()),
