@@ -19,6 +19,7 @@ wildcard_constraints:
     layer=r"\d+",
     target="|_massive",
     experiment="|".join(map(re.escape, EXPERIMENTS)),
+    ablation=r"(attn|mlp)-(all|\d+)",
 
 
 include: "rules/models.smk"

@@ -36,61 +36,72 @@ rule sweep_baseline:
         "../scripts/sweep_baseline.py"
 
 
-# One job per model runs all its component ablations (their number depends on the
-# model's depth): one model load instead of one per ablation.
-for _model in MODELS:
+rule component_ablations:
+    """Remove whole attention sublayers and MLPs (all at once, then one layer at a
+    time): one job per model (one model load), its results in two long tables, one
+    row group per ablation."""
+    input:
+        model=model_dir,
+        windows="results/{model}/sweeps/windows.parquet",
+        baseline="results/{model}/sweeps/baseline_stats.parquet",
+        heldout="results/{model}/heldout.parquet",
+        code=lib(
+            "ablation", "forward", "stats", "arch", "analysis", "perplexity", "sweeps"
+        ),
+    output:
+        changes="results/{model}/components/changes.parquet",
+        ppl="results/{model}/perplexity/components.parquet",
+    log:
+        f"{LOGS}/component_ablations/{{model}}.log",
+    benchmark:
+        f"{BENCH}/component_ablations/{{model}}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=mem_model,
+        gpu=gpus,
+        runtime=240,
+    params:
+        ablations=lambda wc: COMPONENTS[wc.model],
+        topk=config["extraction"]["topk"],
+        bootstrap=config["heads"]["bootstrap"],
+        seed=config["heads"]["seed"],
+        device=config["device"],
+        batch_tokens=config["batch_tokens"],
+        device_map=device_map,
+    script:
+        "../scripts/component_ablations.py"
 
-    rule:
-        """Remove whole attention sublayers and MLPs (all at once, then one layer at
-        a time); per ablation the changes against the sweep baseline and the
-        perplexity on the held-out windows."""
-        name:
-            f"component_ablations_{rule_suffix(_model)}"
-        input:
-            model=f"resources/models/{_model}",
-            windows=f"results/{_model}/sweeps/windows.parquet",
-            baseline=f"results/{_model}/sweeps/baseline_stats.parquet",
-            heldout=f"results/{_model}/heldout.parquet",
-            code=lib(
-                "ablation",
-                "forward",
-                "stats",
-                "arch",
-                "analysis",
-                "perplexity",
-                "sweeps",
-            ),
-        output:
-            changes=component_files(_model, "components/{a}/changes.parquet"),
-            ppl=component_files(_model, "perplexity/components_{a}.parquet"),
-        log:
-            f"{LOGS}/component_ablations/{_model}.log",
-        benchmark:
-            f"{BENCH}/component_ablations/{_model}.tsv"
-        conda:
-            ENV
-        threads: workflow.cores
-        resources:
-            mem_mb=lambda wc, attempt, m=_model: model_mem_mb(m) * attempt,
-            gpu=model_gpus(_model),
-            runtime=240,
-        params:
-            ablations=COMPONENTS[_model],
-            topk=config["extraction"]["topk"],
-            bootstrap=config["heads"]["bootstrap"],
-            seed=config["heads"]["seed"],
-            device=config["device"],
-            batch_tokens=config["batch_tokens"],
-            device_map=config["models"][_model].get("device_map"),
-        script:
-            "../scripts/component_ablations.py"
+
+rule component_ablation:
+    """One component ablation's changes and perplexity as files of their own, taken
+    from the model's long tables (ask for them by path)."""
+    input:
+        changes="results/{model}/components/changes.parquet",
+        ppl="results/{model}/perplexity/components.parquet",
+    output:
+        changes="results/{model}/components/{ablation}/changes.parquet",
+        ppl="results/{model}/perplexity/components_{ablation}.parquet",
+    log:
+        f"{LOGS}/component_ablation/{{model}}_{{ablation}}.log",
+    benchmark:
+        f"{BENCH}/component_ablation/{{model}}_{{ablation}}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/component_ablation.py"
 
 
 rule components_figure:
     """Which component creates the massive activation, at which layer."""
     input:
-        changes=lambda wc: component_files(wc.model, "components/{a}/changes.parquet"),
-        ppl=lambda wc: component_files(wc.model, "perplexity/components_{a}.parquet"),
+        changes="results/{model}/components/changes.parquet",
+        ppl="results/{model}/perplexity/components.parquet",
         ppl_baseline="results/{model}/perplexity/baseline.parquet",
         code=lib("plots", "analysis", "perplexity"),
     output:
@@ -123,14 +134,15 @@ rule components_table:
     """Per component ablation, the change of the massive activation and of the
     perplexity, with their intervals."""
     input:
-        changes=lambda wc: component_files(wc.model, "components/{a}/changes.parquet"),
-        ppl=lambda wc: component_files(wc.model, "perplexity/components_{a}.parquet"),
+        changes="results/{model}/components/changes.parquet",
+        ppl="results/{model}/perplexity/components.parquet",
         ppl_baseline="results/{model}/perplexity/baseline.parquet",
         code=lib("analysis", "perplexity"),
     output:
         csv="results/{model}/tables/components.csv",
-        md=report(
-            "results/{model}/tables/components.md",
+        md="results/{model}/tables/components.md",
+        html=report(
+            "results/{model}/tables/components.html",
             caption="../report/components_table.rst",
             category="{model}",
             subcategory="4 components",
@@ -243,8 +255,9 @@ rule intervention_table:
         code=lib("analysis"),
     output:
         csv="results/{model}/tables/intervention.csv",
-        md=report(
-            "results/{model}/tables/intervention.md",
+        md="results/{model}/tables/intervention.md",
+        html=report(
+            "results/{model}/tables/intervention.html",
             caption="../report/intervention.rst",
             category="{model}",
             subcategory="5 intervention",

@@ -1,14 +1,14 @@
-"""Rule component_ablations_<model>: remove whole attention sublayers and MLPs (all at
-once, then one layer at a time); per ablation the changes against the sweep baseline
-and the perplexity on the held-out windows."""
+"""Rule component_ablations: remove whole attention sublayers and MLPs (all at once, then
+one layer at a time); per ablation the changes against the sweep baseline and the
+perplexity on the held-out windows, as two long tables (an ``ablation`` / ``run``
+column names the ablation)."""
 
 import _srcpath  # noqa: F401  (src/ on sys.path)
 
-import pyarrow as pa
-
-from massact.analysis import changes
+from massact.analysis import changes, long_changes
 from massact.arch import adapt
 from massact.io import read_parquet, write_parquet
+from massact.resampling import concat_ppl
 from massact.runtime import rule_context
 from massact.sampling import windows_tensor
 from massact.sources import load_model
@@ -26,8 +26,6 @@ with rule_context(snakemake):  # noqa: F821
                           seed=p.seed, batch_tokens=p.batch_tokens,
                           contexts=lambda name: ablate(model, name, n_layers),
                           starts={a: component_start(a, n_layers) for a in p.ablations})
-    for name, changes_path, ppl_path in zip(p.ablations, sm.output.changes, sm.output.ppl):
-        stats, ppl = results[name]
-        c = changes(baseline, stats, p.bootstrap, p.seed)
-        write_parquet(pa.Table.from_pandas(c, preserve_index=False), changes_path, sort_by=["layer"])
-        write_parquet(ppl, ppl_path)
+    write_parquet(long_changes({a: changes(baseline, results[a][0], p.bootstrap, p.seed)
+                                for a in p.ablations}), sm.output.changes)
+    write_parquet(concat_ppl([results[a][1] for a in p.ablations]), sm.output.ppl)

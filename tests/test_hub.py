@@ -29,7 +29,7 @@ STUDY = {
     "head_figures": 1, "head_tables": 1, "head_selection": 1, "prune_heads": 9,
     "pruning_figure": 9, "pruning_summary": 1, "pruning_overview": 1, "prune_prompt": 2,
     "feature3d_compare": 2, "perplexity_baseline": 1, "sweep_baseline": 1,
-    "component_ablations_gpt2": 1, "components_figure": 1, "components_table": 1,
+    "component_ablations": 1, "components_figure": 1, "components_table": 1,
     "intervention": 1, "intervention_table": 1, "cumulative_pruning": 1,
     "cumulative_figure": 1, "models_layerwise": 1, "models_table": 1, "resolved_config": 1,
     "all": 1,

@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .resampling import bootstrap_ci, p_floor, paired_permutation_p  # noqa: F401  (public here too)
+from .tables import to_markdown  # noqa: F401  (public here too)
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +88,6 @@ def in_percent(df: pd.DataFrame, cols) -> pd.DataFrame:
     for c in cols:
         out[c] = 100 * out[c]
     return out.rename(columns={c: f"{c} (%)" for c in cols})
-
-
-def to_markdown(df: pd.DataFrame, floatfmt: str = "{:,.2f}") -> str:
-    """A GitHub-flavoured Markdown table (no optional dependency)."""
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
-            return floatfmt.format(v)
-        return str(v).replace("|", "\\|").replace("\n", "\\n")
-
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
-    rows = ["| " + " | ".join(fmt(v) for v in r) + " |" for r in df.itertuples(index=False)]
-    return "\n".join([head, sep, *rows]) + "\n"
 
 
 def layerwise_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -306,18 +294,30 @@ def components_summary(changes_by: dict[str, pd.DataFrame], ppl_by: dict[str, di
     return df.reset_index(drop=True)
 
 
-def components_from_files(ablations: list[str], changes: list, ppl: list, ppl_baseline,
+def long_changes(by: dict[str, pd.DataFrame]) -> pa.Table:
+    """Per-ablation change frames (:func:`changes`) as one table, an ``ablation`` column
+    first, in the order given."""
+    frames = [f.assign(ablation=a)[["ablation", *f.columns]] for a, f in by.items()]
+    return pa.Table.from_pandas(pd.concat(frames, ignore_index=True), preserve_index=False)
+
+
+def components_from_files(ablations: list[str], changes, ppl, ppl_baseline,
                           n_boot: int, seed: int) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Read the component ablations' changes and perplexity files:
-    ``({ablation: changes frame}, components_summary)``."""
+    """Read a model's component ablations (the long tables of rule component_ablations):
+    ``({ablation: changes frame}, components_summary)``, in the order of ``ablations``."""
     from .io import read_parquet
     from .resampling import compare
 
     base = read_parquet(ppl_baseline)
-    ch = {a: read_parquet(f).to_pandas() for a, f in zip(ablations, changes)}
-    by = {}
-    for a, f in zip(ablations, ppl):
-        t = read_parquet(f)
+    long = read_parquet(changes).to_pandas()
+    runs = read_parquet(ppl)
+    rows = {r: i for i, r in enumerate(runs["run"].to_pylist())}
+    ch, by = {}, {}
+    for a in ablations:
+        if a not in rows:
+            raise ValueError(f"{ppl} has no run {a!r}")
+        ch[a] = long[long["ablation"] == a].drop(columns="ablation").reset_index(drop=True)
+        t = runs.slice(rows[a], 1)
         by[a] = {**t.select(["ppl", "ppl_lo", "ppl_hi"]).to_pylist()[0],
                  **compare(base, t, n_boot, seed)}
     return ch, components_summary(ch, by)

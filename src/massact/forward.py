@@ -110,6 +110,14 @@ def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool
     return out
 
 
+def layer_stats(model, tokenizer, windows: torch.Tensor, k: int = 10,
+                batch_size: int = 1) -> pa.Table:
+    """Layer statistics of every window (``batch_size`` windows per forward pass): the
+    notebook entry point."""
+    return analyse(model, tokenizer, windows, k=k, heads=False,
+                   batch_size=batch_size)["layer_stats"]
+
+
 def head_scores(model, windows: torch.Tensor, targets: list[list[int]] | None = None,
                 batch_size: int = 1) -> pa.Table:
     """Per-sample head scores (no layer statistics): the notebook entry point."""

@@ -61,7 +61,8 @@ def window_nll(model, windows: torch.Tensor, chunk: int = 256, desc: str = "perp
 
 
 def run_ppl(model, windows: torch.Tensor, run: str, n_boot: int, seed: int,
-            batch_size: int = 1) -> pa.Table:
-    """Perplexity table of one run on ``windows`` (with whatever hooks are active)."""
-    nll, n = window_nll(model, windows, desc=f"perplexity {run}", batch_size=batch_size)
+            batch_size: int = 1, desc: str | None = None) -> pa.Table:
+    """Perplexity table of one run on ``windows`` (with whatever hooks are active);
+    ``desc`` labels its progress bar (default: the run's name)."""
+    nll, n = window_nll(model, windows, desc=desc or f"perplexity {run}", batch_size=batch_size)
     return ppl_table(run, nll, n, n_boot, seed, window_ids(windows.cpu()))

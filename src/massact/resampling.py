@@ -110,6 +110,11 @@ def ppl_table(run: str, nll: np.ndarray, tokens: np.ndarray, n_boot: int, seed: 
     }, schema=PPL_SCHEMA)
 
 
+def concat_ppl(tables: list[pa.Table]) -> pa.Table:
+    """One-row perplexity tables as one table (a row per run)."""
+    return pa.concat_tables([t.cast(PPL_SCHEMA) for t in tables])
+
+
 def window_values(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """(per-window nll, per-window tokens) of a one-row perplexity table."""
     row = table.to_pylist()[0]

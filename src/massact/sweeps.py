@@ -18,6 +18,7 @@ random k-set grows with k), for each k of a grid; identical head sets run once.
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 
 import numpy as np
@@ -30,6 +31,7 @@ from .names import component_names  # noqa: F401  (re-exported: the names of the
 from .errors import UserError
 
 KINDS = ("top", "bottom", "random")
+log = logging.getLogger("massact")
 
 
 def component_layers(name: str, n_layers: int) -> dict[str, list[int]]:
@@ -152,8 +154,11 @@ def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: 
         with contexts(name) if contexts else nullcontext(), cache.start(first):
             stats = analyse(model, tokenizer, windows, k=k, heads=False, desc=label,
                             first_layer=first, batch_size=bs_w)["layer_stats"]
-            ppl = run_ppl(model, heldout, label, n_boot, seed, batch_size=bs_h)
+            ppl = run_ppl(model, heldout, name, n_boot, seed, batch_size=bs_h,
+                          desc=f"perplexity {label}")
         out[name] = (with_prefix(unablated, stats, first), ppl)
+        log.info("configuration %d of %d done: %s (from block %d), perplexity %.4g",
+                 i + 1, len(configs), name, first, ppl["ppl"][0].as_py())
     return out
 
 
