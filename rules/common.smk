@@ -170,18 +170,6 @@ def source_spec(model):
     return canonical(materialized_fields(config["models"][model]))
 
 
-def rule_suffix(model):
-    """A model key as part of a rule name."""
-    return re.sub(r"\W", "_", model)
-
-
-def component_files(model, pattern):
-    """One path per component ablation of ``model``; ``pattern`` holds ``{a}``."""
-    return [
-        os.path.join("results", model, pattern.format(a=a)) for a in COMPONENTS[model]
-    ]
-
-
 def intervention_files(model):
     layers = list(intervention_layers(config, model))
     if config["intervention"]["every_layer"]:
@@ -215,6 +203,7 @@ def model_targets(model):
         f"results/{model}/figures/layerwise.png",
         f"results/{model}/tables/layerwise.csv",
         f"results/{model}/tables/layerwise.md",
+        f"results/{model}/tables/layerwise.html",
         f"results/{model}/tables/massive.csv",
     ]
     out += [f"results/{model}/figures/feature3d_layer{layer}.png" for layer in layers]
@@ -229,7 +218,7 @@ def model_targets(model):
         out += [
             f"results/{model}/tables/heads_{end}{t}.{ext}"
             for end in ("top", "bottom")
-            for ext in ("csv", "md")
+            for ext in ("csv", "md", "html")
         ]
     out.append(f"results/{model}/heads/selection.yaml")
     # pruning
@@ -241,6 +230,7 @@ def model_targets(model):
     out += [
         f"results/{model}/tables/pruning_summary.csv",
         f"results/{model}/tables/pruning_summary.md",
+        f"results/{model}/tables/pruning_summary.html",
         f"results/{model}/figures/pruning_summary.png",
     ]
     for layer in layers:
@@ -249,16 +239,18 @@ def model_targets(model):
             f"results/{model}/figures/feature3d_difference_layer{layer}.png",
         ]
     # components, perplexity, intervention, cumulative pruning
-    out += component_files(model, "components/{a}/changes.parquet")
-    out += component_files(model, "perplexity/components_{a}.parquet")
     out += [
+        f"results/{model}/components/changes.parquet",
+        f"results/{model}/perplexity/components.parquet",
         f"results/{model}/figures/components.png",
         f"results/{model}/tables/components.md",
+        f"results/{model}/tables/components.html",
         f"results/{model}/perplexity/baseline.parquet",
     ]
     out += intervention_files(model)
     out += [
         f"results/{model}/tables/intervention.md",
+        f"results/{model}/tables/intervention.html",
         f"results/{model}/cumulative/pruning.parquet",
         f"results/{model}/figures/cumulative_pruning.png",
     ]
@@ -269,6 +261,7 @@ def all_targets():
     models = [
         "results/figures/models_layerwise.png",
         "results/tables/models.md",
+        "results/tables/models.html",
         "results/config.yaml",
     ]
     return [t for m in MODELS for t in model_targets(m)] + models

@@ -31,13 +31,19 @@ rule layerwise_figure:
 
 
 rule layerwise_table:
-    """The per-layer statistics table (CSV and Markdown)."""
+    """The per-layer statistics table (CSV, Markdown, HTML)."""
     input:
         "results/{model}/activations/layer_stats.parquet",
         code=lib("analysis"),
     output:
         csv="results/{model}/tables/layerwise.csv",
         md="results/{model}/tables/layerwise.md",
+        html=report(
+            "results/{model}/tables/layerwise.html",
+            caption="../report/layerwise_table.rst",
+            category="{model}",
+            subcategory="1 massive activations",
+        ),
     log:
         f"{LOGS}/layerwise_table/{{model}}.log",
     benchmark:

@@ -114,7 +114,7 @@ rule head_figures:
 
 
 rule head_tables:
-    """The top and bottom heads, as CSV and Markdown."""
+    """The top and bottom heads, as CSV, Markdown and HTML."""
     input:
         "results/{model}/heads/scores{target}.parquet",
         code=lib("analysis"),
@@ -123,6 +123,18 @@ rule head_tables:
         top_md="results/{model}/tables/heads_top{target}.md",
         bottom_csv="results/{model}/tables/heads_bottom{target}.csv",
         bottom_md="results/{model}/tables/heads_bottom{target}.md",
+        top_html=report(
+            "results/{model}/tables/heads_top{target}.html",
+            caption="../report/heads_table.rst",
+            category="{model}",
+            subcategory="2 heads",
+        ),
+        bottom_html=report(
+            "results/{model}/tables/heads_bottom{target}.html",
+            caption="../report/heads_table.rst",
+            category="{model}",
+            subcategory="2 heads",
+        ),
     log:
         f"{LOGS}/head_tables/{{model}}{{target}}.log",
     benchmark:

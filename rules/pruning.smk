@@ -110,6 +110,12 @@ rule pruning_summary:
     output:
         csv="results/{model}/tables/pruning_summary.csv",
         md="results/{model}/tables/pruning_summary.md",
+        html=report(
+            "results/{model}/tables/pruning_summary.html",
+            caption="../report/pruning_table.rst",
+            category="{model}",
+            subcategory="3 pruning",
+        ),
     log:
         f"{LOGS}/pruning_summary/{{model}}.log",
     benchmark:

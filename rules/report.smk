@@ -65,8 +65,9 @@ rule models_table:
         code=lib("analysis"),
     output:
         csv="results/tables/models.csv",
-        md=report(
-            "results/tables/models.md",
+        md="results/tables/models.md",
+        html=report(
+            "results/tables/models.html",
             caption="../report/models_table.rst",
             category="all models",
         ),

@@ -3,8 +3,9 @@ and of the perplexity, with their intervals."""
 
 import _srcpath  # noqa: F401  (src/ on sys.path)
 
-from massact.analysis import components_from_files, in_percent, to_markdown
-from massact.io import read_parquet, write_text
+from massact.analysis import components_from_files, in_percent
+from massact.io import read_parquet
+from massact.tables import write_table
 from massact.runtime import rule_context
 
 with rule_context(snakemake):  # noqa: F821
@@ -12,7 +13,6 @@ with rule_context(snakemake):  # noqa: F821
     p = sm.params
     _, table = components_from_files(p.ablations, sm.input.changes, sm.input.ppl,
                                      sm.input.ppl_baseline, p.bootstrap, p.seed)
-    write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
     pct = in_percent(table, [c for c in table.columns if "change" in c and not c.endswith("layer")])
     base_ppl = read_parquet(sm.input.ppl_baseline)["ppl"][0].as_py()
     note = (f"\nBaseline perplexity {base_ppl:.3f} on the held-out windows. layer -1: every layer "
@@ -22,4 +22,6 @@ with rule_context(snakemake):  # noqa: F821
             "windows (changes) and the held-out windows (perplexity); ppl_p: two-sided paired "
             "sign-flip permutation test over windows on the per-window mean nll; ppl_p_floor: "
             "the smallest p-value it can give with that many windows.\n")
-    write_text(to_markdown(pct, floatfmt="{:.3f}") + note, sm.output.md)
+    write_table(table, shown=pct, csv=sm.output.csv, md=sm.output.md, html_path=sm.output.html,
+                floatfmt="{:.3f}", note=note,
+                title=f"{sm.wildcards.model}: attention and MLP sublayers removed one at a time")

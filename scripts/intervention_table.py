@@ -5,15 +5,15 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 
 import pandas as pd
 
-from massact.analysis import in_percent, to_markdown
-from massact.io import read_parquet, write_text
+from massact.analysis import in_percent
+from massact.io import read_parquet
+from massact.tables import write_table
 from massact.runtime import rule_context
 
 with rule_context(snakemake):  # noqa: F821
     sm = snakemake  # noqa: F821
     paths = [f for f in sm.input if f.endswith(".parquet")]
     df = pd.concat([read_parquet(f).to_pandas() for f in paths]).drop(columns="window_nll")
-    write_text(df.to_csv(index=False, float_format="%.6g"), sm.output.csv)
     show = in_percent(df, ("ppl_change", "ppl_change_lo", "ppl_change_hi"))
     show["layer"] = show["layer"].map(lambda l: "every" if l == -1 else str(l))
     note = ("\nPerplexity on the held-out windows with the entries of one layer's output replaced. "
@@ -29,4 +29,6 @@ with rule_context(snakemake):  # noqa: F821
             "Layer every (-1 in the CSV): the same at the output of every block at once, in one "
             "pass, each layer with its own means and thresholds applied to the stream as it "
             "arrives there.\n")
-    write_text(to_markdown(show, floatfmt="{:.3f}") + note, sm.output.md)
+    write_table(df, shown=show, csv=sm.output.csv, md=sm.output.md, html_path=sm.output.html,
+                floatfmt="{:.3f}", note=note,
+                title=f"{sm.wildcards.model}: the massive activations set to zero or their mean")

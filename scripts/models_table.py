@@ -5,8 +5,8 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 
 import pandas as pd
 
-from massact.analysis import in_percent, model_headlines, to_markdown
-from massact.io import write_text
+from massact.analysis import in_percent, model_headlines
+from massact.tables import write_table
 from massact.runtime import rule_context
 
 with rule_context(snakemake):  # noqa: F821
@@ -19,7 +19,6 @@ with rule_context(snakemake):  # noqa: F821
                                     pd.read_csv(i.pruning[j]), pd.read_csv(i.components[j]),
                                     pd.read_csv(i.intervention[j]), n_layers=len(lw)))
     table = pd.DataFrame(rows)
-    write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
     pct = in_percent(table, [c for c in table.columns if c.startswith(("prune_", "ppl_"))])
     note = ("\nmassive_layers: layers with an entry above the config's thresholds in any sample; "
             "peak_top1: the largest mean top-1 |x| over layers (peak_ratio: over the median); "
@@ -30,4 +29,5 @@ with rule_context(snakemake):  # noqa: F821
             "perplexity change with the massive activations set to zero / their mean at the "
             "first intervention layer (_every: at every layer at once). Intervals and tests: "
             "the per-model tables.\n")
-    write_text(to_markdown(pct, floatfmt="{:,.2f}") + note, sm.output.md)
+    write_table(table, shown=pct, csv=sm.output.csv, md=sm.output.md, html_path=sm.output.html,
+                floatfmt="{:,.2f}", note=note, title="Every model: the headlines")

@@ -4,8 +4,9 @@ import _srcpath  # noqa: F401  (src/ on sys.path)
 
 import yaml
 
-from massact.analysis import controls, head_label, in_percent, pruning_summary, to_markdown
-from massact.io import read_parquet, write_text
+from massact.analysis import controls, head_label, in_percent, pruning_summary
+from massact.io import read_parquet
+from massact.tables import write_table
 from massact.runtime import rule_context
 
 with rule_context(snakemake):  # noqa: F821
@@ -34,7 +35,6 @@ with rule_context(snakemake):  # noqa: F821
     for c in ("random_rank", "n_random", "n_matched"):
         if c in table:
             table[c] = table[c].astype("Int64")
-    write_text(table.to_csv(index=False, float_format="%.6g"), sm.output.csv)
     pct = in_percent(table, ("mean_change", "mean_change_lo", "mean_change_hi", "max_change",
                              "ppl_change", "ppl_change_lo", "ppl_change_hi"))
     note = ("\nChanges are of the top-1 |x| per layer, (pruned − baseline) / baseline, averaged over "
@@ -53,5 +53,6 @@ with rule_context(snakemake):  # noqa: F821
     if norms - {"none"}:  # a norm follows the attention output (Gemma-2/3)
         note += (f" The norm after the attention output is {', '.join(sorted(norms))}: live lets "
                  "it rescale the remaining heads, frozen keeps its unablated scale.")
-    note += "\n"
-    write_text(to_markdown(pct, floatfmt="{:.3f}") + note, sm.output.md)
+    write_table(table, shown=pct, csv=sm.output.csv, md=sm.output.md, html_path=sm.output.html,
+                floatfmt="{:.3f}", note=note,
+                title=f"{sm.wildcards.model}: pruning head sets, against the controls")

@@ -19,26 +19,28 @@ def targets(model):
         "samples.parquet", "activations/layer_stats.parquet", "activations/head_means.parquet",
         "activations/prompt_features.parquet", "figures/layerwise.png",
         "figures/feature3d_layer1.png", "figures/feature3d_layer2.png",
-        "tables/layerwise.csv", "tables/layerwise.md", "tables/massive.csv",
+        "tables/layerwise.csv", "tables/layerwise.md", "tables/layerwise.html", "tables/massive.csv",
         # heads (config/test.yaml also scores the massive-token target)
         "heads/per_sample.parquet", "heads/selection.yaml",
         *(f"{p}{t}.{e}" for t in ("", "_massive") for p, e in (
             ("heads/scores", "parquet"), ("figures/head_scores", "png"),
             ("figures/head_ranking", "png"), ("tables/heads_top", "csv"),
             ("tables/heads_top", "md"), ("tables/heads_bottom", "csv"),
-            ("tables/heads_bottom", "md"))),
+            ("tables/heads_bottom", "md"), ("tables/heads_top", "html"),
+            ("tables/heads_bottom", "html"))),
         # pruning
-        "tables/pruning_summary.csv", "tables/pruning_summary.md", "figures/pruning_summary.png",
+        "tables/pruning_summary.csv", "tables/pruning_summary.md", "tables/pruning_summary.html",
+        "figures/pruning_summary.png",
         *(f"figures/feature3d_{k}_layer{l}.png" for k in ("compare", "difference") for l in (1, 2)),
         *(f"pruning/{e}/{f}" for e in EXPERIMENTS for f in (
             "heads.yaml", "layer_stats.parquet", "head_scores.parquet", "changes.parquet")),
         *(f"figures/pruning_{e}.png" for e in EXPERIMENTS),
         # components, perplexity, intervention, cumulative pruning
-        *(f"components/{a}/changes.parquet" for a in COMPONENTS),
-        *(f"perplexity/components_{a}.parquet" for a in COMPONENTS),
+        "components/changes.parquet", "perplexity/components.parquet",
         *(f"perplexity/pruning_{e}.parquet" for e in EXPERIMENTS),
         "perplexity/baseline.parquet", "heldout.parquet", "sweeps/windows.parquet",
         "sweeps/baseline_stats.parquet", "figures/components.png", "tables/components.md",
+        "tables/components.html", "tables/intervention.html",
         "tables/components.csv", "intervention/2_zero.parquet", "intervention/2_mean.parquet",
         "intervention/every_zero.parquet", "intervention/every_mean.parquet",
         "tables/intervention.md", "tables/intervention.csv", "cumulative/pruning.parquet",
@@ -50,7 +52,7 @@ def targets(model):
 # the tiny random models have 4 layers
 COMPONENTS = ["attn-all", "mlp-all", *(f"{k}-{l}" for k in ("attn", "mlp") for l in range(4))]
 ACROSS = ["results/figures/models_layerwise.png", "results/tables/models.md",
-          "results/tables/models.csv", "results/config.yaml"]
+          "results/tables/models.csv", "results/tables/models.html", "results/config.yaml"]
 
 
 def planned(cwd, *args) -> dict[str, int]:
@@ -132,7 +134,7 @@ def test_nsamples_reruns_sampling_and_what_follows(wf):
         "all": 1}
 
 
-COMPONENT_JOBS = {f"component_ablations_{m.replace('-', '_')}": 1 for m in MODELS}
+COMPONENT_JOBS = {"component_ablations": 3}
 
 
 def test_component_layers_rerun_only_components(wf):
@@ -350,12 +352,96 @@ def test_baseline_perplexity_is_independent_cross_entropy(wf):
         assert not key(held) & key(samples)
 
 
+def report_of(wf) -> Path:
+    path = wf / "results/report.html"
+    if not path.exists():
+        snakemake(wf, "--configfile", "config/test.yaml", "--report", "results/report.html")
+    return path
+
+
+def test_one_component_ablation_by_path(wf):
+    """A single ablation's files are a target: the rows of the model's long tables."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    root = wf / "results/random-llama"
+    # targets before --configfile, which takes every file after it
+    snakemake(wf, "results/random-llama/components/mlp-2/changes.parquet",
+              "results/random-llama/perplexity/components_mlp-2.parquet",
+              "--configfile", "config/test.yaml")
+    long = pq.read_table(root / "components/changes.parquet")
+    one = pq.read_table(root / "components/mlp-2/changes.parquet")
+    want = long.filter(pc.equal(long["ablation"], "mlp-2")).drop_columns(["ablation"])
+    assert one.equals(want) and one.num_rows == 4  # a row per layer
+    ppl = pq.read_table(root / "perplexity/components_mlp-2.parquet")
+    assert ppl["run"].to_pylist() == ["mlp-2"]
+    runs = pq.read_table(root / "perplexity/components.parquet")["run"].to_pylist()
+    assert runs == COMPONENTS
+    proc = snakemake(wf, "results/random-llama/components/mlp-7/changes.parquet",
+                     "--configfile", "config/test.yaml", check=False)
+    assert proc.returncode != 0 and "mlp-7 is not one of this model's" in proc.stdout + proc.stderr
+    for log in (wf / "results/logs/component_ablation").glob("random-llama_mlp-7*"):
+        log.unlink()  # the other tests read every job log as a finished job's
+
+
 def test_report_gathers_every_stage(wf):
-    snakemake(wf, "--configfile", "config/test.yaml", "--report", "results/report.html")
-    html = (wf / "results/report.html").read_text(errors="replace")
-    for name in ("components.png", "cumulative_pruning.png", "intervention.md",
-                 "models_layerwise.png", "models.md", "pruning_summary.png", "layerwise.png"):
+    html = report_of(wf).read_text(errors="replace")
+    for name in ("components.png", "cumulative_pruning.png", "models_layerwise.png",
+                 "pruning_summary.png", "layerwise.png", "layerwise.html", "heads_top.html",
+                 "heads_bottom_massive.html", "pruning_summary.html", "components.html",
+                 "intervention.html", "models.html"):
         assert name in html, name
+
+
+def browser():
+    """Chromium from the system's package manager, driven by Playwright; CI sets
+    MASSACT_REQUIRE_BROWSER=1, where a missing browser is a failure, not a skip."""
+    import os
+    import shutil
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if exe is None or sync_playwright is None:
+        if os.environ.get("MASSACT_REQUIRE_BROWSER") == "1":
+            pytest.fail("this run requires Chromium and Playwright (apt install chromium)")
+        pytest.skip("no Chromium or Playwright here")
+    return exe, sync_playwright
+
+
+def test_report_shows_tables_and_figures_in_a_browser(wf):
+    """Opened in headless Chromium, the report shows a result table rendered as a table
+    (with its caption and rows) and a figure as a loaded image, as a reader clicks them."""
+    exe, sync_playwright = browser()
+    url = report_of(wf).resolve().as_uri()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = b.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url)
+
+        def show(category, subcategory, path):
+            page.get_by_text("Results", exact=True).first.click()
+            page.get_by_text(category, exact=True).first.click()
+            page.get_by_text(subcategory, exact=True).first.click()
+            page.locator(f'tr:has(td:text-is("{path}")) a[iconname="eye"]').click()
+
+        show("random-llama", "3 pruning", "results/random-llama/tables/pruning_summary.html")
+        table = page.frame_locator("iframe").locator("table")
+        table.locator("caption").wait_for()
+        assert "random-llama: pruning head sets" in table.locator("caption").inner_text()
+        headers = table.locator("th").all_inner_texts()
+        assert "experiment" in headers and "p_floor" in headers
+        assert table.locator("tbody tr").count() >= 6  # top, bottom, pair(s), random sets
+        page.screenshot(path=str(wf / "results/report_table.png"))
+
+        show("random-llama", "1 massive activations", "results/random-llama/figures/layerwise.png")
+        img = page.locator("img[src^='data:image/png']").first
+        img.wait_for()
+        assert img.evaluate("i => i.complete && i.naturalWidth") > 100
+        page.screenshot(path=str(wf / "results/report_figure.png"))
+        b.close()
 
 
 # ------------------------------------------------------- bfloat16, every probe route
