@@ -37,3 +37,19 @@ def test_every_rule_is_complete():
                 continue
             for key in ("log:", "benchmark:", "threads:", "mem_mb=", "conda:"):
                 assert key in block, f"{smk.name}: {name} lacks {key}"
+
+
+def test_cuda_lock_is_the_cpu_lock_plus_the_cuda_build():
+    """requirements-cuda.txt pins every package of requirements.txt at the same version,
+    and adds only what the CUDA build of torch brings (nvidia-*, cuda-*, triton, and the
+    setuptools torch's CUDA wheel requires), each pinned exactly."""
+    cuda_lines = (ROOT / "requirements-cuda.txt").read_text().splitlines()
+    cuda = sorted(l.strip() for l in cuda_lines if l.strip() and not l.startswith("#"))
+    for line in cuda:
+        assert "==" in line and not any(c in line for c in "<>~*"), line
+    cpu = lock()
+    missing = [l for l in cpu if l not in cuda]
+    assert not missing, f"the CUDA lock differs from the CPU lock on {missing}"
+    extra = {l.split("==")[0] for l in cuda} - {l.split("==")[0] for l in cpu}
+    assert extra and all(n.startswith(("nvidia-", "cuda-")) or n in ("triton", "setuptools")
+                         for n in extra), sorted(extra)
