@@ -137,7 +137,7 @@ rule components_table:
         changes="results/{model}/components/changes.parquet",
         ppl="results/{model}/perplexity/components.parquet",
         ppl_baseline="results/{model}/perplexity/baseline.parquet",
-        code=lib("analysis", "perplexity"),
+        code=lib("analysis", "tables", "perplexity"),
     output:
         csv="results/{model}/tables/components.csv",
         md="results/{model}/tables/components.md",
@@ -252,7 +252,7 @@ rule intervention_table:
     their mean, against as many random ordinary activations."""
     input:
         lambda wc: intervention_files(wc.model),
-        code=lib("analysis"),
+        code=lib("analysis", "tables"),
     output:
         csv="results/{model}/tables/intervention.csv",
         md="results/{model}/tables/intervention.md",

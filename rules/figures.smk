@@ -34,7 +34,7 @@ rule layerwise_table:
     """The per-layer statistics table (CSV, Markdown, HTML)."""
     input:
         "results/{model}/activations/layer_stats.parquet",
-        code=lib("analysis"),
+        code=lib("analysis", "tables"),
     output:
         csv="results/{model}/tables/layerwise.csv",
         md="results/{model}/tables/layerwise.md",

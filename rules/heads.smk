@@ -117,7 +117,7 @@ rule head_tables:
     """The top and bottom heads, as CSV, Markdown and HTML."""
     input:
         "results/{model}/heads/scores{target}.parquet",
-        code=lib("analysis"),
+        code=lib("analysis", "tables"),
     output:
         top_csv="results/{model}/tables/heads_top{target}.csv",
         top_md="results/{model}/tables/heads_top{target}.md",

@@ -106,7 +106,7 @@ rule pruning_summary:
             "results/{{model}}/perplexity/pruning_{experiment}.parquet",
             experiment=EXPERIMENTS,
         ),
-        code=lib("analysis", "perplexity"),
+        code=lib("analysis", "tables", "perplexity"),
     output:
         csv="results/{model}/tables/pruning_summary.csv",
         md="results/{model}/tables/pruning_summary.md",

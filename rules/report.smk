@@ -62,7 +62,7 @@ rule models_table:
         pruning=expand("results/{model}/tables/pruning_summary.csv", model=MODELS),
         components=expand("results/{model}/tables/components.csv", model=MODELS),
         intervention=expand("results/{model}/tables/intervention.csv", model=MODELS),
-        code=lib("analysis"),
+        code=lib("analysis", "tables"),
     output:
         csv="results/tables/models.csv",
         md="results/tables/models.md",

@@ -49,7 +49,11 @@ with rule_context(snakemake):  # noqa: F821
             "ppl_p_vs_bottom / ppl_p_vs_matched: the same sign-flip test on the per-window mean "
             "nll. p_floor / ppl_p_floor: the smallest p-value these tests can give with "
             "n_samples samples / n_windows windows (2/2^n when every sign pattern is "
-            "enumerated).")
+            "enumerated). Where the top-1 sits at the first token in every sample, every sample "
+            "gives the same change (causal attention: the first token sees only itself), so "
+            "the interval over samples has zero width and the test over samples reaches its "
+            "floor as soon as two sets differ at all; the variability that remains is that "
+            "of the choice of heads, which random_rank (the rank among the random sets) shows.")
     if norms - {"none"}:  # a norm follows the attention output (Gemma-2/3)
         note += (f" The norm after the attention output is {', '.join(sorted(norms))}: live lets "
                  "it rescale the remaining heads, frozen keeps its unablated scale.")

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from massact.analysis import layerwise_summary, massive_activations, to_markdown
+from massact.analysis import layerwise_summary, massive_activations
+from massact.tables import to_markdown
 from massact.stats import LAYER_STATS_SCHEMA
 
 
@@ -51,3 +52,16 @@ def test_massive_thresholds():
 def test_markdown():
     md = to_markdown(pd.DataFrame({"a": [1.5], "b": ["x|y"]}))
     assert md.splitlines() == ["| a | b |", "|---:|---|", "| 1.50 | x\\|y |"]
+
+
+def test_tables_show_p_values_at_their_scale_and_missing_values_as_missing():
+    """A p-value of 3.1e-05 must not print as 0.000; a missing value is not 'nan'."""
+    from massact.tables import to_html
+
+    df = pd.DataFrame({"change": [0.12345, float("nan")], "p_vs_random": [2 / 2**16, 0.5],
+                       "ppl_p_floor": [2 / 2**16, float("nan")], "n": pd.array([3, None], "Int64")})
+    md = to_markdown(df, floatfmt="{:.3f}").splitlines()
+    assert md[2] == "| 0.123 | 3.1e-05 | 3.1e-05 | 3 |"
+    assert md[3] == "| – | 0.5 | – | – |"
+    page = to_html(df, "t", floatfmt="{:.3f}")
+    assert "<td class=\"num\">3.1e-05</td>" in page and "nan" not in page and "&lt;NA&gt;" not in page

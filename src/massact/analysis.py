@@ -9,7 +9,6 @@ import pandas as pd
 import pyarrow as pa
 
 from .resampling import bootstrap_ci, p_floor, paired_permutation_p  # noqa: F401  (public here too)
-from .tables import to_markdown  # noqa: F401  (public here too)
 
 log = logging.getLogger(__name__)
 

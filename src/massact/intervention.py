@@ -262,7 +262,8 @@ def intervention_table(layer: int, mode: str, base: pa.Table, runs: dict[str, pa
                "ppl_change": c["ppl_change"], "ppl_change_lo": c["ppl_change_lo"],
                "ppl_change_hi": c["ppl_change_hi"],
                "p_vs_baseline": c["ppl_p"] if cond != "baseline" else float("nan"),
-               "p_vs_control": float("nan"), "p_floor": c["ppl_p_floor"],
+               "p_vs_control": float("nan"),
+               "p_floor": c["ppl_p_floor"] if cond != "baseline" else float("nan"),
                "window_nll": r["window_nll"]}
         rows.append(row)
     if "massive" in runs and "control" in runs:

@@ -23,37 +23,56 @@ p.note { max-width: 70em; color: #444; }
 """.strip()
 
 
-def _cell(v, floatfmt: str) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "" if np.isnan(v) else floatfmt.format(v)
+#: p-values and their floors are shown with two significant digits (3.1e-05), whatever
+#: the table's format for other numbers
+P_FORMAT = "{:.2g}"
+
+
+def is_p_column(name) -> bool:
+    """A p-value or p-value floor column (``p_vs_random``, ``ppl_p``, ``layer_p_floor``…)."""
+    name = str(name)
+    return name.startswith("p_") or "_p_" in name or name.endswith("_p")
+
+
+def _cell(v, fmt: str, missing: str = "") -> str:
     if v is None or v is pd.NA:
-        return ""
+        return missing
+    if isinstance(v, (float, np.floating)):
+        return missing if np.isnan(v) else fmt.format(v)
     return str(v)
 
 
+def _formats(df: pd.DataFrame, floatfmt: str) -> list[str]:
+    return [P_FORMAT if is_p_column(c) else floatfmt for c in df.columns]
+
+
 def to_markdown(df: pd.DataFrame, floatfmt: str = "{:,.2f}") -> str:
-    """A GitHub-flavoured Markdown table (no optional dependency)."""
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
-            return floatfmt.format(v)
-        return str(v).replace("|", "\\|").replace("\n", "\\n")
+    """A GitHub-flavoured Markdown table (no optional dependency); p-value columns with
+    two significant digits, missing values as ``–``."""
+    fmts = _formats(df, floatfmt)
+
+    def fmt(v, f):
+        return _cell(v, f, "–").replace("|", "\\|").replace("\n", "\\n")
 
     head = "| " + " | ".join(map(str, df.columns)) + " |"
     sep = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
-    rows = ["| " + " | ".join(fmt(v) for v in r) + " |" for r in df.itertuples(index=False)]
+    rows = ["| " + " | ".join(fmt(v, f) for v, f in zip(r, fmts)) + " |"
+            for r in df.itertuples(index=False)]
     return "\n".join([head, sep, *rows]) + "\n"
 
 
 def to_html(df: pd.DataFrame, title: str, note: str = "", floatfmt: str = "{:,.2f}") -> str:
     """A self-contained HTML page: the table with ``title`` as its caption, ``note`` under
-    it; numbers right-aligned, empty cells for missing values."""
+    it; numbers right-aligned (p-values with two significant digits), empty cells for
+    missing values."""
     numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+    fmts = _formats(df, floatfmt)
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     rows = []
     for r in df.itertuples(index=False):
         cells = "".join(
-            f'<td class="num">{html.escape(_cell(v, floatfmt))}</td>' if num
-            else f"<td>{html.escape(_cell(v, floatfmt))}</td>" for v, num in zip(r, numeric))
+            f'<td class="num">{html.escape(_cell(v, f))}</td>' if num
+            else f"<td>{html.escape(_cell(v, f))}</td>" for v, num, f in zip(r, numeric, fmts))
         rows.append(f"<tr>{cells}</tr>")
     body = "\n".join(rows)
     para = f'<p class="note">{html.escape(note.strip())}</p>\n' if note.strip() else ""
