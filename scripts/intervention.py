@@ -4,7 +4,6 @@ or to their mean; perplexity on the held-out windows."""
 
 import _srcpath  # noqa: F401  (src/ on sys.path)
 
-from massact.arch import adapt
 from massact.intervention import intervene, intervention_table, massive_means
 from massact.io import read_parquet, write_parquet
 from massact.perplexity import run_ppl

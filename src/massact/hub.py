@@ -3,13 +3,9 @@ files a cached snapshot holds, and messages that say what is missing and how to 
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 
 from .errors import first_line
-
-log = logging.getLogger(__name__)
 
 
 #: What a snapshot needs: a config, safetensors weights, and one form of tokenizer.

@@ -1,5 +1,6 @@
-"""Small tables shared by the config checks and the library; no imports, so that the jobs
-that compute with the library do not re-run when the config checks change."""
+"""Small tables shared by the config checks and the library; no module-level imports
+(``dtype_of`` imports torch only when called), so that the jobs that compute with the
+library do not re-run when the config checks change."""
 
 #: Tiny architectures for tests and CI, built from a config with no download.
 RANDOM_SIZES = {
