@@ -16,6 +16,7 @@ rule extract_activations:
         f"{LOGS}/extract_activations/{{model}}.log",
     benchmark:
         f"{BENCH}/extract_activations/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: workflow.cores
@@ -43,6 +44,7 @@ rule prompt_features:
         f"{LOGS}/prompt_features/{{model}}.log",
     benchmark:
         f"{BENCH}/prompt_features/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1

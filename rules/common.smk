@@ -81,6 +81,9 @@ CORPUS = config["corpus"]
 LOGS = "results/logs"
 BENCH = "results/benchmarks/rules"
 ENV = "../envs/massact.yaml"
+# The core (layer statistics, head scores and their figures) runs before the ablations,
+# so its results are there while the sweeps run.
+CORE = 10
 
 
 def canonical(obj):

@@ -11,6 +11,7 @@ rule materialize_corpus:
         f"{LOGS}/materialize_corpus/{{corpus}}.log",
     benchmark:
         f"{BENCH}/materialize_corpus/{{corpus}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1
@@ -36,6 +37,7 @@ rule sample_windows:
         f"{LOGS}/sample_windows/{{model}}.log",
     benchmark:
         f"{BENCH}/sample_windows/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1
@@ -62,6 +64,7 @@ rule sample_heldout:
         f"{LOGS}/sample_heldout/{{model}}.log",
     benchmark:
         f"{BENCH}/sample_heldout/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1

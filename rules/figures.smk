@@ -17,6 +17,7 @@ rule layerwise_figure:
         f"{LOGS}/layerwise_figure/{{model}}.log",
     benchmark:
         f"{BENCH}/layerwise_figure/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1
@@ -48,6 +49,7 @@ rule layerwise_table:
         f"{LOGS}/layerwise_table/{{model}}.log",
     benchmark:
         f"{BENCH}/layerwise_table/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1
@@ -69,6 +71,7 @@ rule massive_table:
         f"{LOGS}/massive_table/{{model}}.log",
     benchmark:
         f"{BENCH}/massive_table/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1
@@ -99,6 +102,7 @@ rule feature3d_figure:
         f"{LOGS}/feature3d_figure/{{model}}_layer{{layer}}.log",
     benchmark:
         f"{BENCH}/feature3d_figure/{{model}}_layer{{layer}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1

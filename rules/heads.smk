@@ -43,6 +43,7 @@ rule head_scores:
         f"{LOGS}/head_scores/{{model}}{{target}}.log",
     benchmark:
         f"{BENCH}/head_scores/{{model}}{{target}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1
@@ -67,6 +68,7 @@ rule head_selection:
         f"{LOGS}/head_selection/{{model}}.log",
     benchmark:
         f"{BENCH}/head_selection/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1
@@ -101,6 +103,7 @@ rule head_figures:
         f"{LOGS}/head_figures/{{model}}{{target}}.log",
     benchmark:
         f"{BENCH}/head_figures/{{model}}{{target}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1
@@ -139,6 +142,7 @@ rule head_tables:
         f"{LOGS}/head_tables/{{model}}{{target}}.log",
     benchmark:
         f"{BENCH}/head_tables/{{model}}{{target}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 1

@@ -10,6 +10,7 @@ rule materialize_model:
         f"{LOGS}/materialize_model/{{model}}.log",
     benchmark:
         f"{BENCH}/materialize_model/{{model}}.tsv"
+    priority: CORE
     conda:
         ENV
     threads: 2

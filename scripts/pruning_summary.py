@@ -32,14 +32,14 @@ with rule_context(snakemake):  # noqa: F821
     randoms, _, matched = controls(rules)  # the controls last
     last = set(randoms) | {c for cs in matched.values() for c in cs}
     table = table.sort_values("experiment", key=lambda e: e.isin(last), kind="stable")
-    for c in ("random_rank", "n_random", "n_matched"):
+    for c in ("random_rank", "ppl_random_rank", "n_random", "n_matched"):
         if c in table:
             table[c] = table[c].astype("Int64")
     pct = in_percent(table, ("mean_change", "mean_change_lo", "mean_change_hi", "max_change",
-                             "ppl_change", "ppl_change_lo", "ppl_change_hi"))
+                             "random_min", "random_max", "ppl_change", "ppl_change_lo",
+                             "ppl_change_hi", "ppl_random_min", "ppl_random_max"))
     note = ("\nChanges are of the top-1 |x| per layer, (pruned − baseline) / baseline, averaged over "
-            "layers; 95% intervals: percentile bootstrap over samples. random_rank: rank of the "
-            "experiment's mean change among the random head sets (1 = lowest). p_vs_random / "
+            "layers; 95% intervals: percentile bootstrap over samples. p_vs_random / "
             "p_vs_bottom: two-sided paired sign-flip permutation test over samples (exact for "
             "≤ 16 samples) against the mean of the random sets / the bottom set; p_vs_matched: "
             "the same against the mean of the set's layer-matched controls (as many heads from "
@@ -51,9 +51,14 @@ with rule_context(snakemake):  # noqa: F821
             "n_samples samples / n_windows windows (2/2^n when every sign pattern is "
             "enumerated). Where the top-1 sits at the first token in every sample, every sample "
             "gives the same change (causal attention: the first token sees only itself), so "
-            "the interval over samples has zero width and the test over samples reaches its "
-            "floor as soon as two sets differ at all; the variability that remains is that "
-            "of the choice of heads, which random_rank (the rank among the random sets) shows.")
+            "the interval over samples has zero width and the tests over samples reach their "
+            "floor as soon as two sets differ at all: they hold for these particular random "
+            "sets, not for random sets in general. The test over head sets answers the "
+            "general question: random_rank / ppl_random_rank rank the experiment among the "
+            "n_random random sets (1 = lowest), random_min … random_max is their range, and "
+            "set_p_vs_random / ppl_set_p_vs_random is the two-sided rank test 2·min(1 + #sets "
+            "≤ it, 1 + #sets ≥ it) / (n_random + 1), whose floor set_p_floor is 2 / "
+            "(n_random + 1).")
     if norms - {"none"}:  # a norm follows the attention output (Gemma-2/3)
         note += (f" The norm after the attention output is {', '.join(sorted(norms))}: live lets "
                  "it rescale the remaining heads, frozen keeps its unablated scale.")

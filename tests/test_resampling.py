@@ -78,3 +78,22 @@ def test_compare_reports_its_floor():
     c = compare(base, run, 100, 0)
     assert c["ppl_p_floor"] == 2 / 2**16
     assert c["ppl_p"] == pytest.approx(c["ppl_p_floor"])  # every window got worse
+
+
+def test_rank_p_by_hand_and_valid_under_the_null():
+    """Hand values, and under exchangeability (the tested value drawn like the controls)
+    P(p ≤ floor · j) equals floor · j exactly: the test is neither conservative nor
+    liberal at its attainable levels."""
+    from massact.resampling import rank_p, rank_p_floor
+
+    assert rank_p(5.0, [1, 2, 3, 4]) == pytest.approx(2 / 5)       # above all: the floor
+    assert rank_p(0.0, [1, 2, 3, 4]) == pytest.approx(2 / 5)       # below all: the floor
+    assert rank_p(1.5, [1, 2, 3, 4]) == pytest.approx(2 * 2 / 5)
+    assert rank_p(2.5, [1, 2, 3, 4]) == 1.0                        # in the middle: capped
+    assert rank_p_floor(4) == pytest.approx(2 / 5) and rank_p_floor(10) == pytest.approx(2 / 11)
+    assert np.isnan(rank_p(1.0, [])) and np.isnan(rank_p(np.nan, [1.0]))
+    rng = np.random.default_rng(0)
+    draws = rng.normal(size=(20000, 11))
+    p = np.array([rank_p(d[0], d[1:]) for d in draws])
+    for j in (1, 2, 3):
+        assert np.mean(p <= j * 2 / 11 + 1e-12) == pytest.approx(j * 2 / 11, abs=0.012)

@@ -117,6 +117,13 @@ def test_controls_are_recognised_by_rule_not_name():
     assert table.loc["random-pick", "n_random"] == 2  # a tested set, not a control
     assert table.loc["top", "p_vs_bottom"] == paired_permutation_p(per["top"] - per["lowest"])
     assert np.isnan(table.loc["shuffle-0", "n_random"])
+    # the test over head sets: the set's mean change ranked among the two random sets'
+    r = sorted([per["shuffle-0"].mean(), per["shuffle-1"].mean()])
+    t = per["top"].mean()
+    below, above = sum(x <= t for x in r), sum(x >= t for x in r)
+    assert table.loc["top", "set_p_vs_random"] == min(1.0, 2 * (1 + min(below, above)) / 3)
+    assert table.loc["top", "set_p_floor"] == 2 / 3
+    assert (table.loc["top", "random_min"], table.loc["top", "random_max"]) == tuple(r)
 
 
 def _hand_draw(n, k, seed, avoid):

@@ -150,3 +150,10 @@ def test_cumulative_tests_against_random_and_bottom(tiny, windows):
     assert top["ppl_p_vs_random"] in (0.5, 1.0)
     assert bottom["layer_p_vs_random"] in (0.5, 1.0) and np.isnan(bottom["layer_p_vs_bottom"])
     assert rows[rows["kind"] == "random"]["layer_p_vs_random"].isna().all()
+    # the ranks among the random orders of the same k, counted by hand
+    for row in (top, bottom):
+        rand = rows[(rows["kind"] == "random") & (rows["k"] == row["k"])]
+        assert row["n_random"] == len(rand) == 2
+        assert row["ppl_random_rank"] == 1 + int((rand["ppl_change"] < row["ppl_change"]).sum())
+        assert row["layer_random_rank"] == 1 + int(
+            (rand["layer_change"] < row["layer_change"]).sum())

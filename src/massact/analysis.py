@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .resampling import bootstrap_ci, p_floor, paired_permutation_p  # noqa: F401  (public here too)
+from .resampling import (bootstrap_ci, p_floor, paired_permutation_p,  # noqa: F401  (public here too)
+                         rank_p, rank_p_floor)
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,10 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
         if len(rand_means) and e not in is_control:
             row["random_rank"] = int(np.sum(rand_means < per[e].mean())) + 1  # 1 = below all
             row["n_random"] = len(rand_means)
+            row["random_min"], row["random_max"] = float(rand_means.min()), float(rand_means.max())
+            # over head sets: is this set's mean change unusual among the random sets?
+            row["set_p_vs_random"] = rank_p(per[e].mean(), rand_means)
+            row["set_p_floor"] = rank_p_floor(len(rand_means))
             row["p_vs_random"] = paired_permutation_p(per[e] - rand_per_sample, seed=seed)
         if bottom and e not in is_control and e != bottom:
             row["p_vs_bottom"] = paired_permutation_p(per[e] - per[bottom], seed=seed)
@@ -248,6 +253,10 @@ def _ppl_columns(e, base, ppl_by, randoms, bottom, n_boot, seed, matched, is_con
            "ppl_change_hi": c["ppl_change_hi"], "n_windows": r["n_windows"]}
     nll = {k: np.divide(*window_values(t)) for k, t in ppl_by.items()}  # mean nll per window
     if randoms and e not in is_control:
+        rand = np.array([compare(base, ppl_by[x], 0, seed)["ppl_change"] for x in randoms])
+        out["ppl_random_rank"] = int(np.sum(rand < c["ppl_change"])) + 1
+        out["ppl_random_min"], out["ppl_random_max"] = float(rand.min()), float(rand.max())
+        out["ppl_set_p_vs_random"] = rank_p(c["ppl_change"], rand)
         out["ppl_p_vs_random"] = paired_permutation_p(
             nll[e] - np.mean([nll[x] for x in randoms], axis=0), seed=seed)
     if bottom and e not in is_control and e != bottom:

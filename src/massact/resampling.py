@@ -78,6 +78,24 @@ def paired_permutation_p(diff: np.ndarray, n_perm: int = N_PERM, seed: int = 0) 
     return float((hits + 1) / (n_perm + 1))
 
 
+def rank_p(value: float, controls) -> float:
+    """Two-sided Monte Carlo rank test that ``value`` is drawn like the ``controls``
+    (the effects of random head sets): p = 2 · min(1 + #controls ≤ value,
+    1 + #controls ≥ value) / (n + 1), at most 1. Exact under exchangeability of the
+    tested set with the controls; its smallest value is :func:`rank_p_floor`."""
+    c = np.asarray(controls, dtype=np.float64)
+    c = c[~np.isnan(c)]
+    if c.size == 0 or np.isnan(value):
+        return float("nan")
+    below, above = int(np.sum(c <= value)), int(np.sum(c >= value))
+    return float(min(1.0, 2 * (1 + min(below, above)) / (c.size + 1)))
+
+
+def rank_p_floor(n: int) -> float:
+    """The smallest p-value :func:`rank_p` can give against ``n`` controls: 2 / (n + 1)."""
+    return 2.0 / (n + 1) if n > 0 else float("nan")
+
+
 def perplexity(nll: np.ndarray, tokens: np.ndarray) -> float:
     return float(np.exp(np.sum(nll) / np.sum(tokens)))
 

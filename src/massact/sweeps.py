@@ -211,8 +211,14 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
             row[f"ppl_p_vs_{name}"] = paired_permutation_p(
                 per_nll[mine] - np.mean([per_nll[o] for o in other], axis=0), seed=seed)
         row["layer_p_floor"] = p_floor(len(per_layer[(kind, -1, k)]))
+        if rand:  # over head sets: where this set stands among the random orders at this k
+            lr = np.array([per_layer[o].mean() for o in rand])
+            pr = np.array([r["ppl_change"] for r in rows if r["kind"] == "random" and r["k"] == k])
+            row["n_random"] = len(rand)
+            row["layer_random_rank"] = int(np.sum(lr < per_layer[mine].mean())) + 1
+            row["ppl_random_rank"] = int(np.sum(pr < row["ppl_change"])) + 1
     cols = ["layer_p_vs_random", "ppl_p_vs_random", "layer_p_vs_bottom", "ppl_p_vs_bottom",
-            "layer_p_floor"]
+            "layer_p_floor", "n_random", "layer_random_rank", "ppl_random_rank"]
     out = pd.DataFrame(rows)
     for c in cols:
         if c not in out:
