@@ -24,7 +24,7 @@ def independent_nll(model, ids):
 
 def test_window_nll_equals_model_loss(tiny, windows):
     _, model, _ = tiny
-    nll, n = window_nll(model, windows, chunk=7)  # chunking must not change the sum
+    nll, n = window_nll(model, windows, batch_size=2)  # batching must not change the sum
     np.testing.assert_allclose(nll, independent_nll(model, windows), rtol=1e-5)
     assert (n == windows.shape[1] - 1).all()
 
@@ -98,3 +98,46 @@ def test_heldout_never_overlaps_analysis():
                          for i in range(n)}
     body = 63  # 64 tokens minus the BOS prefix: the text each window covers
     assert not span(a, body) & span(h, body)  # no held-out token is analysed
+
+
+@pytest.mark.parametrize("block", [None, 40])
+def test_lean_head_equals_model_loss(tiny, windows, monkeypatch, block):
+    """The batched, vocabulary-sliced log-sum-exp gives each window's nll as the model's
+    own loss does; with a small block the vocabulary is cut into many slices."""
+    import massact.perplexity as ppl
+
+    _, model, _ = tiny
+    if block:
+        monkeypatch.setattr(ppl, "LEAN_BLOCK", block * windows.numel())
+    with torch.no_grad():
+        hidden = ppl.adapt(model).base(input_ids=windows, use_cache=False).last_hidden_state
+    np.testing.assert_allclose(ppl.nll_from_hidden(model, hidden, windows),
+                               independent_nll(model, windows), rtol=1e-5)
+
+
+def test_lean_head_with_bias_and_softcap_by_hand(tiny, windows, monkeypatch):
+    """A head with a bias (Phi-2, GPT-J) and final soft-capping (Gemma-2): the log-softmax
+    of tanh(z / cap) · cap with z = W h + b, by hand in float64, in many slices."""
+    import copy
+
+    import massact.perplexity as ppl
+
+    _, model, _ = tiny
+    model = copy.deepcopy(model)
+    old = model.get_output_embeddings()
+    head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
+    with torch.no_grad():
+        head.weight.copy_(old.weight)
+        head.bias.copy_(torch.randn(old.out_features, generator=torch.Generator().manual_seed(0)))
+    model.set_output_embeddings(head)
+    model.config.final_logit_softcapping = 3.0
+    monkeypatch.setattr(ppl, "LEAN_BLOCK", 40 * windows.numel())
+    with torch.no_grad():
+        hidden = ppl.adapt(model).base(input_ids=windows, use_cache=False).last_hidden_state
+        z = hidden.double() @ head.weight.double().T + head.bias.double()
+        z = torch.tanh(z / 3.0) * 3.0
+    lp = torch.log_softmax(z[:, :-1], -1).gather(-1, windows[:, 1:, None])[..., 0]
+    got = ppl.nll_from_hidden(model, hidden, windows)
+    np.testing.assert_allclose(got, -lp.sum(1).numpy(), rtol=1e-5)
+    # the per-window path of window_nll (the model's own head module) agrees
+    np.testing.assert_allclose(got, window_nll(model, windows)[0], rtol=1e-5)

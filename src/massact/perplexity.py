@@ -5,10 +5,11 @@ Each window's summed next-token cross-entropy (natural log) over its positions
 (paired tests) and re-summarized without running the model again. Perplexity
 is exp(Σ nll / Σ tokens) over the windows.
 
-The logits are formed in chunks of positions from the decoder's final hidden
-state, exactly as the model's own head does (Gemma's final logit soft-capping
-included), so a 262k-token vocabulary never needs a full (tokens × vocab)
-log-softmax in memory.
+The logits are formed from the decoder's final hidden state as the model's own head
+forms them (a bias and Gemma's final logit soft-capping included), a slice of the
+vocabulary at a time for every position of the batch, with a running log-sum-exp
+(:func:`nll_from_hidden`), so a 262k-token vocabulary never needs a full
+(tokens × vocab) log-softmax in memory.
 """
 
 from __future__ import annotations
@@ -31,7 +32,52 @@ def _logits(model, hidden: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def window_nll(model, windows: torch.Tensor, chunk: int = 256, desc: str = "perplexity",
+#: the (tokens × vocabulary slice) logits of one step of :func:`nll_from_hidden` stay
+#: under this many float32 numbers (16 MB): small enough for the allocator to reuse
+LEAN_BLOCK = 4 * 2**20
+
+
+@torch.no_grad()
+def nll_from_hidden(model, hidden: torch.Tensor, ids: torch.Tensor) -> np.ndarray:
+    """Summed next-token nll of each row of ``ids`` from the decoder's final hidden states
+    (``hidden``: rows × positions × d), every position of the batch at once, against
+    slices of the vocabulary with a running log-sum-exp: nll = logsumexp(z) − z_target
+    with z = W h (+ b), soft-capped as the model's head does. The same numbers as a
+    cross-entropy of the full logits, to float32 rounding, without a (tokens × vocab)
+    tensor. A head that is not a plain linear layer is run as the model runs it."""
+    head = model.get_output_embeddings()
+    rows, t = ids.shape[0], ids.shape[1] - 1
+    if not isinstance(head, torch.nn.Linear):
+        return np.array([float(F.cross_entropy(_logits(model, hidden[r, :t]),
+                                               ids[r, 1:].to(hidden.device),
+                                               reduction="sum").double())
+                         for r in range(rows)])
+    w, bias = head.weight, head.bias
+    h = hidden[:, :t].reshape(-1, hidden.shape[-1]).to(w.device)
+    y = ids[:, 1:].reshape(-1).to(w.device)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+
+    def capped(z):
+        z = z.float()
+        return torch.tanh(z / cap) * cap if cap else z
+
+    target = torch.empty(h.shape[0], device=w.device)
+    m = torch.full((h.shape[0],), float("-inf"), device=w.device)
+    acc = torch.zeros(h.shape[0], device=w.device)
+    step = max(16, LEAN_BLOCK // max(1, h.shape[0]))
+    for a in range(0, w.shape[0], step):
+        z = F.linear(h, w[a:a + step], None if bias is None else bias[a:a + step])
+        z = capped(z)
+        here = ((y >= a) & (y < a + step)).nonzero().squeeze(1)  # targets in this slice
+        target[here] = z[here, y[here] - a]
+        m_new = torch.maximum(m, z.max(1).values)
+        acc = acc * torch.exp(m - m_new) + torch.exp(z - m_new[:, None]).sum(1)
+        m = m_new
+    nll = (m + torch.log(acc) - target).double().view(rows, t).sum(1)
+    return nll.cpu().numpy()
+
+
+def window_nll(model, windows: torch.Tensor, desc: str = "perplexity",
                batch_size: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(summed nll, predicted tokens) of each window (row of ``windows``), ``batch_size``
     windows per pass (the same, to float32 rounding, for any batch size).
@@ -46,15 +92,9 @@ def window_nll(model, windows: torch.Tensor, chunk: int = 256, desc: str = "perp
         for batch in batches(windows.shape[0], batch_size):
             ids = windows[batch].to(arch.input_device)
             hidden = arch.base(input_ids=ids, use_cache=False).last_hidden_state
-            for row, s in enumerate(batch):
-                total = 0.0
-                for a in range(0, ids.shape[1] - 1, chunk):
-                    b = min(a + chunk, ids.shape[1] - 1)
-                    # the LM head may sit on another GPU than the last block (device_map)
-                    logits = _logits(model, hidden[row, a:b])
-                    total += float(F.cross_entropy(
-                        logits, ids[row, a + 1:b + 1].to(logits.device), reduction="sum").double())
-                nll[s], n[s] = total, ids.shape[1] - 1
+            # the LM head may sit on another GPU than the last block (device_map)
+            nll[batch] = nll_from_hidden(model, hidden, ids)
+            n[batch] = ids.shape[1] - 1
             bar.update(len(batch))
     bar.close()
     return nll, n
