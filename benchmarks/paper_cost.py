@@ -55,7 +55,9 @@ def stage_tokens(cfg: dict, key: str) -> dict[str, int]:
         "cumulative": distinct_sets * (sweep + held),
         # the means pass stops at the layer; then massive and control, per mode
         "intervention": sum(analysis * (layer + 1) // n_layers + 2 * modes * held
-                            for layer in layers),
+                            for layer in layers)
+        # every layer at once: a full means pass, then massive and control per mode
+        + (analysis + 2 * modes * held if cfg["intervention"]["every_layer"] else 0),
     }
 
 

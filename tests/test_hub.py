@@ -30,7 +30,8 @@ STUDY = {
     "pruning_figure": 9, "pruning_summary": 1, "pruning_overview": 1, "prune_prompt": 2,
     "feature3d_compare": 2, "perplexity_baseline": 1, "sweep_baseline": 1,
     "component_ablations": 1, "components_figure": 1, "components_table": 1,
-    "intervention": 1, "intervention_table": 1, "cumulative_pruning": 1,
+    "intervention": 1, "intervention_every_layer": 1, "intervention_table": 1,
+    "cumulative_pruning": 1,
     "cumulative_figure": 1, "models_layerwise": 1, "models_table": 1, "resolved_config": 1,
     "all": 1,
 }
@@ -79,8 +80,9 @@ def test_every_rule_of_the_study_ran(study):
     wf, env, plan = study
     assert plan == STUDY
     for rule in STUDY:
-        if rule != "all":  # the per-model component rule logs under its stage's name
-            logs = wf / "results/logs" / rule.removesuffix("_gpt2")
+        if rule != "all":  # the every-layer intervention logs under its stage's name
+            stage = {"intervention_every_layer": "intervention"}.get(rule, rule)
+            logs = wf / "results/logs" / stage
             assert list(logs.glob("*.log")), rule
     for log in (wf / "results/logs").rglob("*.log"):
         assert "Traceback" not in log.read_text(), log

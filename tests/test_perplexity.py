@@ -100,15 +100,23 @@ def test_heldout_never_overlaps_analysis():
     assert not span(a, body) & span(h, body)  # no held-out token is analysed
 
 
-@pytest.mark.parametrize("block", [None, 40])
-def test_lean_head_equals_model_loss(tiny, windows, monkeypatch, block):
+def _small_steps(monkeypatch):
+    """Positions in chunks of 40 and the vocabulary in slices of 16: many of each."""
+    import massact.perplexity as ppl
+
+    monkeypatch.setattr(ppl, "MIN_SLICE", 16)
+    monkeypatch.setattr(ppl, "LEAN_BLOCK", 16 * 40)
+
+
+@pytest.mark.parametrize("small", [False, True])
+def test_lean_head_equals_model_loss(tiny, windows, monkeypatch, small):
     """The batched, vocabulary-sliced log-sum-exp gives each window's nll as the model's
-    own loss does; with a small block the vocabulary is cut into many slices."""
+    own loss does, in one step or in many chunks of positions and slices of the vocabulary."""
     import massact.perplexity as ppl
 
     _, model, _ = tiny
-    if block:
-        monkeypatch.setattr(ppl, "LEAN_BLOCK", block * windows.numel())
+    if small:
+        _small_steps(monkeypatch)
     with torch.no_grad():
         hidden = ppl.adapt(model).base(input_ids=windows, use_cache=False).last_hidden_state
     np.testing.assert_allclose(ppl.nll_from_hidden(model, hidden, windows),
@@ -117,7 +125,8 @@ def test_lean_head_equals_model_loss(tiny, windows, monkeypatch, block):
 
 def test_lean_head_with_bias_and_softcap_by_hand(tiny, windows, monkeypatch):
     """A head with a bias (Phi-2, GPT-J) and final soft-capping (Gemma-2): the log-softmax
-    of tanh(z / cap) · cap with z = W h + b, by hand in float64, in many slices."""
+    of tanh(z / cap) · cap with z = W h + b, by hand in float64; the same through the path
+    for heads that are not a plain linear layer (here the head wrapped in a Sequential)."""
     import copy
 
     import massact.perplexity as ppl
@@ -131,13 +140,21 @@ def test_lean_head_with_bias_and_softcap_by_hand(tiny, windows, monkeypatch):
         head.bias.copy_(torch.randn(old.out_features, generator=torch.Generator().manual_seed(0)))
     model.set_output_embeddings(head)
     model.config.final_logit_softcapping = 3.0
-    monkeypatch.setattr(ppl, "LEAN_BLOCK", 40 * windows.numel())
+    _small_steps(monkeypatch)
     with torch.no_grad():
         hidden = ppl.adapt(model).base(input_ids=windows, use_cache=False).last_hidden_state
         z = hidden.double() @ head.weight.double().T + head.bias.double()
         z = torch.tanh(z / 3.0) * 3.0
-    lp = torch.log_softmax(z[:, :-1], -1).gather(-1, windows[:, 1:, None])[..., 0]
-    got = ppl.nll_from_hidden(model, hidden, windows)
-    np.testing.assert_allclose(got, -lp.sum(1).numpy(), rtol=1e-5)
-    # the per-window path of window_nll (the model's own head module) agrees
-    np.testing.assert_allclose(got, window_nll(model, windows)[0], rtol=1e-5)
+    want = -torch.log_softmax(z[:, :-1], -1).gather(-1, windows[:, 1:, None])[..., 0].sum(1)
+    assert ppl._plain_linear(head)
+    np.testing.assert_allclose(ppl.nll_from_hidden(model, hidden, windows), want.numpy(),
+                               rtol=1e-5)
+    model.set_output_embeddings(torch.nn.Sequential(head))
+    assert not ppl._plain_linear(model.get_output_embeddings())
+    np.testing.assert_allclose(ppl.nll_from_hidden(model, hidden, windows), want.numpy(),
+                               rtol=1e-5)
+    model.set_output_embeddings(head)  # the plain head again: its id check
+    bad = windows.clone()
+    bad[0, 5] = old.out_features  # one past the vocabulary
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        ppl.nll_from_hidden(model, hidden, bad)

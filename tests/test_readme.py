@@ -32,6 +32,16 @@ def inline_commands() -> list[str]:
 SNAKEMAKE = sorted({c for c in commands() + inline_commands() if c.startswith("snakemake ")})
 
 
+def test_the_readme_shows_the_commands_a_user_needs():
+    """Run, a figure by path (and with another config, target first), the report, the test
+    run, the unlock: each is in the README, so each is planned below."""
+    joined = "\n".join(SNAKEMAKE)
+    for pattern in (r"^snakemake --cores all$", r"results/\S+\.png$",
+                    r"results/\S+\.png --configfile config/test\.yaml$", r"--report",
+                    r"--configfile config/test\.yaml$", r"--unlock"):
+        assert re.search(pattern, joined, re.M), pattern
+
+
 def test_the_readme_is_short_and_starts_with_the_start():
     lines = README.splitlines()
     assert len(lines) <= 250

@@ -92,6 +92,8 @@ def test_rank_p_by_hand_and_valid_under_the_null():
     assert rank_p(2.5, [1, 2, 3, 4]) == 1.0                        # in the middle: capped
     assert rank_p_floor(4) == pytest.approx(2 / 5) and rank_p_floor(10) == pytest.approx(2 / 11)
     assert np.isnan(rank_p(1.0, [])) and np.isnan(rank_p(np.nan, [1.0]))
+    # ties count on both sides, so they can only raise p
+    assert rank_p(1.0, [1, 1, 1]) == 1.0 and rank_p(1.0, [1, 2, 3, 4, 5]) == pytest.approx(4 / 6)
     rng = np.random.default_rng(0)
     draws = rng.normal(size=(20000, 11))
     p = np.array([rank_p(d[0], d[1:]) for d in draws])

@@ -202,3 +202,40 @@ def test_a_set_can_prune_with_its_own_post_norm():
     assert exp["top_frozen"]["post_norm"] == "frozen" and "post_norm" not in exp["top"]
     assert exp["r-1"] == {"random": 2, "seed": 1, "post_norm": "frozen"}
     assert select(SCORES, exp["top_frozen"]) == select(SCORES, exp["top"])
+
+
+def test_sets_are_compared_with_random_sets_of_their_design():
+    """A frozen-norm set is not ranked against live random sets, nor a 2-head set against
+    3-head ones; the perplexity ranks and rank test come from the random sets'
+    perplexity changes, by hand; with no random set at all there are no such columns."""
+    from massact.analysis import pruning_summary
+    from massact.resampling import ppl_table, rank_p
+
+    base = synthetic(n_samples=4, n_layers=3, seed=0)
+    names = ["top", "top_frozen", "pair", "random-0", "random-1", "random-2"]
+    runs = {e: synthetic(n_samples=4, n_layers=3, seed=i + 1) for i, e in enumerate(names)}
+    rules = {"top": {"top": 3}, "top_frozen": {"top": 3, "post_norm": "frozen"},
+             "pair": {"top": 2}, **{f"random-{i}": {"random": 3, "seed": i} for i in range(3)}}
+    designs = {e: (2 if e == "pair" else 3, "frozen" if e == "top_frozen" else "live")
+               for e in names}
+    ids, tok = list("abcdef"), np.full(6, 10)
+    rng = np.random.default_rng(0)
+    base_nll = rng.uniform(20, 30, 6)
+    nll = {e: base_nll * rng.uniform(1.0, 1.5, 6) for e in names}
+    ppl = {e: ppl_table(e, nll[e], tok, 50, 0, ids) for e in names}
+    ch = {e: changes(base, t, 20, 0) for e, t in runs.items()}
+    table = pruning_summary(base, runs, ch, rules, n_boot=20, ppl_base=ppl_table(
+        "base", base_nll, tok, 50, 0, ids), ppl_by=ppl, designs=designs).set_index("experiment")
+    assert table.loc["top", "n_random"] == 3
+    for e in ("top_frozen", "pair"):  # no random set of their design
+        assert np.isnan(table.loc[e, "n_random"]) and np.isnan(table.loc[e, "set_p_vs_random"])
+        assert np.isnan(table.loc[e, "ppl_set_p_vs_random"])
+    change = {e: np.exp((nll[e].sum() - base_nll.sum()) / tok.sum()) - 1 for e in names}
+    rand = [change[f"random-{i}"] for i in range(3)]
+    assert table.loc["top", "ppl_change"] == pytest.approx(change["top"])
+    assert table.loc["top", "ppl_random_rank"] == 1 + sum(r < change["top"] for r in rand)
+    assert table.loc["top", "ppl_set_p_vs_random"] == pytest.approx(rank_p(change["top"], rand))
+    assert table.loc["top", "ppl_random_max"] == pytest.approx(max(rand))
+    only = {e: runs[e] for e in ("top", "pair")}
+    bare = pruning_summary(base, only, ch, {e: rules[e] for e in only}, n_boot=20)
+    assert not {"n_random", "random_rank", "set_p_vs_random", "random_min"} & set(bare.columns)

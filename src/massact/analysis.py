@@ -200,17 +200,23 @@ def controls(rules: dict[str, dict]) -> tuple[list[str], str | None, dict[str, l
 def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: dict[str, pd.DataFrame],
                     rules: dict[str, dict], n_boot: int = 1000, seed: int = 0,
                     ppl_base: pa.Table | None = None,
-                    ppl_by: dict[str, pa.Table] | None = None) -> pd.DataFrame:
+                    ppl_by: dict[str, pa.Table] | None = None,
+                    designs: dict[str, tuple] | None = None) -> pd.DataFrame:
     """Per experiment: mean top-1 change over layers (95% CI over samples), the largest
     change and its layer, and where it stands against the random control; with
     ``ppl_by``, the perplexity change (95% CI over held-out windows) and the same tests
     on the per-window mean nll. ``rules`` (experiment → head-set rule) tells the random
-    controls and the bottom set (massact.selection)."""
+    controls and the bottom set (massact.selection). ``designs`` (experiment → e.g.
+    (number of heads, post-attention norm)): a set is compared only with random and
+    bottom sets of the same design, so that a difference is the heads', not the size's
+    or the norm's; a set with none has no such comparison."""
     per = {e: sample_mean_change(baseline, t) for e, t in runs.items()}
     randoms, bottom, matched = controls({e: rules[e] for e in runs})
     is_control = set(randoms) | {c for cs in matched.values() for c in cs}
-    rand_means = np.array([per[e].mean() for e in randoms])
-    rand_per_sample = np.mean([per[e] for e in randoms], axis=0) if randoms else None
+
+    def like(e, others):
+        return [o for o in others if designs is None or designs[o] == designs[e]]
+
     rows = []
     for e in runs:
         c = changes_by[e]
@@ -219,15 +225,19 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
         row = {"experiment": e, "mean_change": per[e].mean(), "mean_change_lo": float(lo),
                "mean_change_hi": float(hi), "max_change": float(c["change_top1"].iloc[i]),
                "max_change_layer": int(c["layer"].iloc[i]), "n_samples": len(per[e])}
-        if len(rand_means) and e not in is_control:
-            row["random_rank"] = int(np.sum(rand_means < per[e].mean())) + 1  # 1 = below all
-            row["n_random"] = len(rand_means)
-            row["random_min"], row["random_max"] = float(rand_means.min()), float(rand_means.max())
+        rand = [] if e in is_control else like(e, randoms)
+        rand = [r for r in rand if not np.isnan(per[r].mean())]
+        if rand:
+            means = np.array([per[r].mean() for r in rand])
+            row["random_rank"] = int(np.sum(means < per[e].mean())) + 1  # 1 = below all
+            row["n_random"] = len(rand)
+            row["random_min"], row["random_max"] = float(means.min()), float(means.max())
             # over head sets: is this set's mean change unusual among the random sets?
-            row["set_p_vs_random"] = rank_p(per[e].mean(), rand_means)
-            row["set_p_floor"] = rank_p_floor(len(rand_means))
-            row["p_vs_random"] = paired_permutation_p(per[e] - rand_per_sample, seed=seed)
-        if bottom and e not in is_control and e != bottom:
+            row["set_p_vs_random"] = rank_p(per[e].mean(), means)
+            row["set_p_floor"] = rank_p_floor(len(rand))
+            row["p_vs_random"] = paired_permutation_p(
+                per[e] - np.mean([per[r] for r in rand], axis=0), seed=seed)
+        if bottom and e not in is_control and e != bottom and like(e, [bottom]):
             row["p_vs_bottom"] = paired_permutation_p(per[e] - per[bottom], seed=seed)
         if matched.get(e):
             mine = matched[e]
@@ -237,8 +247,9 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
         if e not in is_control:
             row["p_floor"] = p_floor(len(per[e]))
         if ppl_by is not None:
-            row.update(_ppl_columns(e, ppl_base, ppl_by, randoms, bottom, n_boot, seed,
-                                    matched.get(e, []), is_control))
+            row.update(_ppl_columns(e, ppl_base, ppl_by, rand,
+                                    bottom if like(e, [bottom] if bottom else []) else None,
+                                    n_boot, seed, matched.get(e, []), is_control))
         rows.append(row)
     return pd.DataFrame(rows)
 
