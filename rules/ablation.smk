@@ -20,7 +20,7 @@ rule sweep_baseline:
         f"{BENCH}/sweep_baseline/{{model}}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,
@@ -57,7 +57,7 @@ rule component_ablations:
         f"{BENCH}/component_ablations/{{model}}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,
@@ -187,7 +187,7 @@ rule intervention:
         f"{BENCH}/intervention/{{model}}_{{layer}}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,
@@ -227,7 +227,7 @@ rule intervention_every_layer:
         f"{BENCH}/intervention/{{model}}_every.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,
@@ -298,7 +298,7 @@ rule cumulative_pruning:
         f"{BENCH}/cumulative_pruning/{{model}}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,

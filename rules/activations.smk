@@ -19,7 +19,7 @@ rule extract_activations:
     priority: CORE
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,

@@ -81,6 +81,12 @@ CORPUS = config["corpus"]
 LOGS = "results/logs"
 BENCH = "results/benchmarks/rules"
 ENV = "../envs/massact.yaml"
+# threads of a job that runs a model (config model_threads), at most the cores given
+MODEL_THREADS = (
+    workflow.cores
+    if config["model_threads"] == "all"
+    else min(int(config["model_threads"]), workflow.cores)
+)
 # The core (layer statistics, head scores and their figures) runs before the ablations,
 # so its results are there while the sweeps run.
 CORE = 10

@@ -17,7 +17,7 @@ rule score_heads_massive:
         f"{BENCH}/score_heads_massive/{{model}}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,

@@ -17,7 +17,7 @@ rule perplexity_baseline:
         f"{BENCH}/perplexity_baseline/{{model}}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,

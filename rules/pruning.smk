@@ -34,7 +34,7 @@ rule prune_heads:
         f"{BENCH}/prune_heads/{{model}}_{{experiment}}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,

@@ -123,6 +123,8 @@ CASES = [
      r"models\.random-gpt2\.device_map.*allowed: auto"),
     (lambda c: c["models"]["random-gpt2"].update(gpus=2),
      r"models\.random-gpt2\.gpus.*need device_map: auto"),
+    (lambda c: c.update(model_threads=0), r"model_threads"),
+    (lambda c: c.update(model_threads="many"), r"model_threads"),
 ]
 
 
