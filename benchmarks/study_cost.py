@@ -152,6 +152,8 @@ def unique_cumulative_sets(results: Path, model: str) -> int:
 def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
     """Forward passes made (from the jobs that ran) and needed (by the outputs that
     exist), per model, in windows of each kind: analysis, held-out, sweep."""
+    import pyarrow.parquet as pq
+
     use_src()
     from massact.config import components, intervention_layers
 
@@ -169,7 +171,8 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
             "prune_heads": (n, h, 0), "perplexity_baseline": (0, h, 0),
             "sweep_baseline": (0, 0, sw), "cumulative_pruning": (0, h * cum, sw * cum),
             # + the analysis windows up to the layer, for the massive activations' means
-            "intervention": (n, 2 * len(modes) * h, 0)}
+            "intervention": (n, 2 * len(modes) * h, 0),
+            "intervention_every_layer": (n, 2 * len(modes) * h, 0)}
         made = defaultdict(lambda: [0, 0, 0])
         prompt = 0
         for j in (j for j in jobs if j["model"] == m):
@@ -197,14 +200,25 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
             add((d / "perplexity" / f"pruning_{e}.parquet").exists(), (0, h, 0))
         add((d / "perplexity" / "baseline.parquet").exists(), (0, h, 0))
         add((d / "sweeps" / "baseline_stats.parquet").exists(), (0, 0, sw))
+        done = set()  # component ablations in the long tables (an `ablation`, a `run` column)
+        if (d / "components" / "changes.parquet").exists():
+            done = set(pq.read_table(d / "components" / "changes.parquet",
+                                     columns=["ablation"]).column(0).to_pylist())
+        ppl_done = set()
+        if (d / "perplexity" / "components.parquet").exists():
+            ppl_done = set(pq.read_table(d / "perplexity" / "components.parquet",
+                                         columns=["run"]).column(0).to_pylist())
         for c in comps:
-            add((d / "components" / c / "changes.parquet").exists(), (0, 0, sw))
-            add((d / "perplexity" / f"components_{c}.parquet").exists(), (0, h, 0))
+            add(c in done, (0, 0, sw))
+            add(c in ppl_done or f"components_{c}" in ppl_done, (0, h, 0))
         add(cum > 0, (0, h * cum, sw * cum))
         for layer in intervention_layers(config, m) if m in config["run"] else []:
             for mode in modes:
                 add((d / "intervention" / f"{layer}_{mode}.parquet").exists(), (0, 2 * h, 0))
             add((d / "intervention" / f"{layer}_{modes[0]}.parquet").exists(), (n, 0, 0))
+        for mode in modes:  # every layer at once
+            add((d / "intervention" / f"every_{mode}.parquet").exists(), (0, 2 * h, 0))
+        add((d / "intervention" / f"every_{modes[0]}.parquet").exists(), (n, 0, 0))
         tokens = (seqlen, int(config["perplexity"]["seqlen"]), int(config["sweeps"]["seqlen"]))
         total = [sum(v[i] for v in made.values()) for i in range(3)]
         out[m] = {"nsamples": n, "seqlen": seqlen, "from": src, "tokens": tokens,

@@ -1,4 +1,6 @@
 # Helpers shared by every stage: library import, config validation, target lists.
+import hashlib
+import json
 import os
 import re
 import sys
@@ -99,6 +101,12 @@ def canonical(obj):
     if isinstance(obj, list):
         return [canonical(v) for v in obj]
     return obj
+
+
+def config_digest(cfg):
+    """A short fingerprint of a config (sha256 of its canonical JSON)."""
+    text = json.dumps(canonical(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def lib(*modules):
