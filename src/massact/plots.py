@@ -141,14 +141,15 @@ def percent_axis(ax, values, axis: str = "y", linear_max: float = 200.0,
     a.set_major_formatter(mticker.FuncFormatter(percent_label))
 
 
-def layer_ticks(ax, layers, axis: str = "x") -> None:
-    """Integer layer ticks only: every layer up to 20 layers, else every few."""
+def layer_ticks(ax, layers, axis: str = "x", most: int = 20) -> None:
+    """Integer layer ticks only: every layer up to ``most`` layers, else every few (a
+    narrow panel asks for fewer)."""
     layers = np.asarray(layers)
     a = ax.xaxis if axis == "x" else ax.yaxis
-    if len(layers) and len(layers) <= 20:
+    if len(layers) and len(layers) <= most:
         a.set_major_locator(mticker.FixedLocator(np.unique(layers.astype(int))))
     else:
-        a.set_major_locator(mticker.MaxNLocator(nbins=12, integer=True))
+        a.set_major_locator(mticker.MaxNLocator(nbins=min(12, most), integer=True))
     a.set_minor_locator(mticker.NullLocator())
 
 
@@ -486,8 +487,10 @@ def pruning_overview(changes_by: dict, path, title: str, dpi: int = 150,
     for i, e in enumerate(others):
         c = changes_by[e]
         layers.append(c["layer"].to_numpy())
-        ax.plot(c["layer"], 100 * c["change_top1"], marker="o", ms=4, lw=1.7,
-                color=colors[i % 10], label=e)
+        # each later set a little thinner, so that sets with the same changes (a frozen
+        # norm where the model has none) stay visible under one another
+        ax.plot(c["layer"], 100 * c["change_top1"], marker="o", ms=max(2.5, 6 - 1.2 * i),
+                lw=max(1.0, 2.8 - 0.6 * i), color=colors[i % 10], label=e)
         ax.fill_between(c["layer"], 100 * c["change_top1_lo"], 100 * c["change_top1_hi"],
                         color=colors[i % 10], alpha=0.12, lw=0)
     ax.axhline(0, color="black", lw=0.7)
@@ -597,7 +600,7 @@ def components(changes_by: dict, summary, path, title: str, dpi: int = 150) -> N
         ax.set_yticks(range(len(abl)))
         ax.set_yticklabels(abl if len(abl) <= 16 else
                            [a if i % 2 == 0 else "" for i, a in enumerate(abl)])
-        layer_ticks(ax, layers)
+        layer_ticks(ax, layers, most=10)  # the heatmaps are narrow
         ax.set_xlabel("measured layer")
         ax.set_ylabel(f"{name} of this layer removed")
         ax.set_title(f"{name} removed,\none layer at a time")
@@ -678,6 +681,9 @@ def _k_axis(ax, ks, total: int | None, panel_width_in: float) -> None:
     for k in ks[::-1]:  # from the largest (all heads) down
         k = int(k)
         if last is None or np.log10(last / k) >= (width[k] + width[last]) / 2:
+            shown[k], last = labels[k], k
+        elif last == total and len(shown) == 1:  # k just below all: all goes a line down
+            shown[total] = "\n" + labels[total]
             shown[k], last = labels[k], k
     ax.xaxis.set_major_locator(mticker.FixedLocator(ks))
     ax.xaxis.set_minor_locator(mticker.NullLocator())
