@@ -632,7 +632,7 @@ def components(changes_by: dict, summary, path, title: str, dpi: int = 150) -> N
     percent_axis(ax, np.concatenate(shown) if shown else [])
     ax.axhline(0, color="k", lw=0.7)
     if len(per):
-        layer_ticks(ax, np.unique(per["layer"].to_numpy()))
+        layer_ticks(ax, np.unique(per["layer"].to_numpy()), most=12)
     ax.set_xlabel("layer removed")
     ax.set_ylabel("perplexity change")
     ax.set_title("perplexity on held-out windows\n(95% CI over windows)")
