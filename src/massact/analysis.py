@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .resampling import (bootstrap_ci, p_floor, paired_permutation_p,  # noqa: F401  (public here too)
-                         rank_p, rank_p_floor)
+from .resampling import (against_sets, bootstrap_ci, p_floor,  # noqa: F401  (public here too)
+                         paired_permutation_p, rank_p_floor)
 
 log = logging.getLogger(__name__)
 
@@ -228,17 +228,18 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
         rand = [] if e in is_control else like(e, randoms)
         rand = [r for r in rand if not np.isnan(per[r].mean())]
         if rand:
-            means = np.array([per[r].mean() for r in rand])
-            row["random_rank"] = int(np.sum(means < per[e].mean())) + 1  # 1 = below all
-            row["n_random"] = len(rand)
-            row["random_min"], row["random_max"] = float(means.min()), float(means.max())
             # over head sets: is this set's mean change unusual among the random sets?
-            row["set_p_vs_random"] = rank_p(per[e].mean(), means)
+            rank, lo_r, hi_r, p_set = against_sets(per[e].mean(), [per[r].mean() for r in rand])
+            row["random_rank"], row["n_random"] = rank, len(rand)  # rank 1 = below all
+            row["random_min"], row["random_max"], row["set_p_vs_random"] = lo_r, hi_r, p_set
             row["set_p_floor"] = rank_p_floor(len(rand))
             row["p_vs_random"] = paired_permutation_p(
                 per[e] - np.mean([per[r] for r in rand], axis=0), seed=seed)
-        if bottom and e not in is_control and e != bottom and like(e, [bottom]):
-            row["p_vs_bottom"] = paired_permutation_p(per[e] - per[bottom], seed=seed)
+        # the bottom set as a comparison: for a tested set of its design, not itself
+        vs_bottom = (bottom if bottom and e not in is_control and e != bottom
+                     and like(e, [bottom]) else None)
+        if vs_bottom:
+            row["p_vs_bottom"] = paired_permutation_p(per[e] - per[vs_bottom], seed=seed)
         if matched.get(e):
             mine = matched[e]
             row["n_matched"] = len(mine)
@@ -247,9 +248,8 @@ def pruning_summary(baseline: pa.Table, runs: dict[str, pa.Table], changes_by: d
         if e not in is_control:
             row["p_floor"] = p_floor(len(per[e]))
         if ppl_by is not None:
-            row.update(_ppl_columns(e, ppl_base, ppl_by, rand,
-                                    bottom if like(e, [bottom] if bottom else []) else None,
-                                    n_boot, seed, matched.get(e, []), is_control))
+            row.update(_ppl_columns(e, ppl_base, ppl_by, rand, vs_bottom, n_boot, seed,
+                                    matched.get(e, []), is_control))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -264,13 +264,12 @@ def _ppl_columns(e, base, ppl_by, randoms, bottom, n_boot, seed, matched, is_con
            "ppl_change_hi": c["ppl_change_hi"], "n_windows": r["n_windows"]}
     nll = {k: np.divide(*window_values(t)) for k, t in ppl_by.items()}  # mean nll per window
     if randoms and e not in is_control:
-        rand = np.array([compare(base, ppl_by[x], 0, seed)["ppl_change"] for x in randoms])
-        out["ppl_random_rank"] = int(np.sum(rand < c["ppl_change"])) + 1
-        out["ppl_random_min"], out["ppl_random_max"] = float(rand.min()), float(rand.max())
-        out["ppl_set_p_vs_random"] = rank_p(c["ppl_change"], rand)
+        (out["ppl_random_rank"], out["ppl_random_min"], out["ppl_random_max"],
+         out["ppl_set_p_vs_random"]) = against_sets(
+            c["ppl_change"], [compare(base, ppl_by[x], 0, seed)["ppl_change"] for x in randoms])
         out["ppl_p_vs_random"] = paired_permutation_p(
             nll[e] - np.mean([nll[x] for x in randoms], axis=0), seed=seed)
-    if bottom and e not in is_control and e != bottom:
+    if bottom:
         out["ppl_p_vs_bottom"] = paired_permutation_p(nll[e] - nll[bottom], seed=seed)
     if matched:
         out["ppl_p_vs_matched"] = paired_permutation_p(

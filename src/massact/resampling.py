@@ -91,6 +91,13 @@ def rank_p(value: float, controls) -> float:
     return float(min(1.0, 2 * (1 + min(below, above)) / (c.size + 1)))
 
 
+def against_sets(value: float, controls) -> tuple[int, float, float, float]:
+    """Where ``value`` stands among the ``controls`` (the effects of random head sets):
+    (rank, 1 = below all; the controls' min; their max; :func:`rank_p`)."""
+    c = np.asarray(controls, dtype=np.float64)
+    return (int(np.sum(c < value)) + 1, float(c.min()), float(c.max()), rank_p(value, c))
+
+
 def rank_p_floor(n: int) -> float:
     """The smallest p-value :func:`rank_p` can give against ``n`` controls: 2 / (n + 1)."""
     return 2.0 / (n + 1) if n > 0 else float("nan")

@@ -169,7 +169,7 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
     windows); for top and bottom, sign-flip permutation p-values against the mean of
     the random sets of the same k (and top against bottom), on the per-sample layer
     change and on the per-window mean nll."""
-    from .resampling import p_floor, paired_permutation_p
+    from .resampling import against_sets, p_floor, paired_permutation_p
     from .perplexity import compare, window_values
 
     base_peak = peak_top1(baseline).to_numpy()
@@ -212,11 +212,11 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
                 per_nll[mine] - np.mean([per_nll[o] for o in other], axis=0), seed=seed)
         row["layer_p_floor"] = p_floor(len(per_layer[(kind, -1, k)]))
         if rand:  # over head sets: where this set stands among the random orders at this k
-            lr = np.array([per_layer[o].mean() for o in rand])
-            pr = np.array([r["ppl_change"] for r in rows if r["kind"] == "random" and r["k"] == k])
+            pr = [r["ppl_change"] for r in rows if r["kind"] == "random" and r["k"] == k]
             row["n_random"] = len(rand)
-            row["layer_random_rank"] = int(np.sum(lr < per_layer[mine].mean())) + 1
-            row["ppl_random_rank"] = int(np.sum(pr < row["ppl_change"])) + 1
+            row["layer_random_rank"] = against_sets(per_layer[mine].mean(),
+                                                    [per_layer[o].mean() for o in rand])[0]
+            row["ppl_random_rank"] = against_sets(row["ppl_change"], pr)[0]
     cols = ["layer_p_vs_random", "ppl_p_vs_random", "layer_p_vs_bottom", "ppl_p_vs_bottom",
             "layer_p_floor", "n_random", "layer_random_rank", "ppl_random_rank"]
     out = pd.DataFrame(rows)
