@@ -168,7 +168,7 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
         cum = unique_cumulative_sets(results, m)
         per_job = {  # rule → (analysis, held-out, sweep) windows per job
             "extract_activations": (n, 0, 0), "score_heads_massive": (n, 0, 0),
-            "prune_heads": (n, h, 0), "perplexity_baseline": (0, h, 0),
+            "prune_heads": (n * len(exps), h * len(exps), 0), "perplexity_baseline": (0, h, 0),
             "sweep_baseline": (0, 0, sw), "cumulative_pruning": (0, h * cum, sw * cum),
             # + the analysis windows up to the layer, for the massive activations' means
             "intervention": (n, 2 * len(modes) * h, 0),
@@ -230,7 +230,86 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
     return out
 
 
-def write(out: Path, jobs: list[dict], fp: dict, results: Path, config_desc: str) -> None:
+def block_forwards(results: Path, config: dict, jobs: list[dict]) -> dict:
+    """Block-forwards (one decoder block over one token) per model: made by the jobs that
+    ran, needed by the outputs, and what full passes would have made. Needed: the
+    unablated passes (baseline statistics, massive-target scores, baseline perplexity,
+    sweep baseline: every block), and each ablated or intervened configuration from the
+    first block it changes (a pruning set: its lowest head's layer; a component: its
+    layer; an intervention: its layer, every block for every layer at once; the
+    massive-activation means: the blocks up to the layer). Made: the same, plus each
+    late-starting job's unablated recording pass (every block), and the interventions as
+    full passes. Starts assume every kept block input fits the jobs' prefix memory,
+    which it does at the shipped sizes."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    use_src()
+    from massact.config import components, intervention_layers
+    from massact.sweeps import component_start, head_set_start
+
+    exps = experiments(config)
+    modes = config.get("intervention", {}).get("modes", ["zero", "mean"])
+    out = {}
+    for m in config["run"]:
+        layers = config["models"][m].get("n_layers")
+        if not layers:
+            continue
+        d = results / m
+        n, seqlen, _ = samples_shape(results, m, config)
+        h, ht = int(config["perplexity"]["windows"]), int(config["perplexity"]["seqlen"])
+        sw, st = int(config["sweeps"]["samples"]), int(config["sweeps"]["seqlen"])
+        a_tok, h_tok, s_tok = n * seqlen, h * ht, sw * st  # tokens per pass over each kind
+        ran = {j["rule"] for j in jobs if j["model"] == m}
+        made = needed = full = 0
+
+        def unablated(tokens, rule):
+            nonlocal made, needed, full
+            if rule in ran:
+                made += layers * tokens
+                needed += layers * tokens
+                full += layers * tokens
+
+        unablated(a_tok, "extract_activations")
+        unablated(a_tok, "score_heads_massive")
+        unablated(h_tok, "perplexity_baseline")
+        unablated(s_tok, "sweep_baseline")
+
+        def late(starts, tokens, rule):
+            nonlocal made, needed, full
+            if rule not in ran or not starts:
+                return
+            need = sum(layers - s for s in starts) * tokens
+            needed += need
+            made += need + (layers * tokens if any(starts) else 0)  # + the recording
+            full += len(starts) * layers * tokens
+
+        starts = []
+        for e in exps:
+            f = d / "pruning" / e / "heads.yaml"
+            if f.exists():
+                heads = yaml.safe_load(f.read_text())["heads"]
+                starts.append(min((l for l, _ in heads), default=0))
+        late(starts, a_tok + h_tok, "prune_heads")
+        late([component_start(c, layers) for c in components(config, m)], s_tok + h_tok,
+             "component_ablations")
+        cum = d / "cumulative" / "pruning.parquet"
+        if cum.exists():
+            keys = set(pq.read_table(cum, columns=["heads"]).column("heads").to_pylist())
+            late([head_set_start(k) for k in keys], s_tok + h_tok, "cumulative_pruning")
+        for rule, at in [("intervention", l) for l in intervention_layers(config, m)] + \
+                        [("intervention_every_layer", 0)]:
+            if rule in ran:
+                runs = 2 * len(modes)  # massive and control, per mode
+                made += runs * layers * h_tok + (at + 1 if rule == "intervention" else layers) * a_tok
+                needed += runs * (layers - at) * h_tok + (at + 1 if rule == "intervention" else layers) * a_tok
+                full += runs * layers * h_tok + layers * a_tok
+        out[m] = {"made": made, "needed": needed, "full": full}
+    return out
+
+
+def write(out: Path, jobs: list[dict], fp: dict, results: Path, config_desc: str,
+          bf: dict | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     models = sorted({j["model"] for j in jobs}, key=lambda m: (m.startswith("("), m))
     table = defaultdict(lambda: {"jobs": 0, "s": 0.0, "cpu_s": 0.0, "max_rss_mb": 0.0})
@@ -300,6 +379,24 @@ def write(out: Path, jobs: list[dict], fp: dict, results: Path, config_desc: str
                  f"{made[0]} + {made[1]} + {made[2]} | {need[0]} + {need[1]} + {need[2]} | "
                  f"{ratio} ({p['made_tokens']:,} / {p['need_tokens']:,}) | "
                  f"{p['components']}, {p['cumulative_sets']} | {p['prompt_passes']} |")
+    if bf:
+        L += ["", "## Block-forwards", "",
+              "One decoder block over one token. *Needed*: every unablated pass whole, each "
+              "ablated or intervened configuration from the first block it changes. *Made*: "
+              "the same plus each late-starting job's unablated recording pass, and the "
+              "interventions as full passes. *Full*: every pass through every block "
+              "(`benchmarks/study_cost.py`, `block_forwards`).", "",
+              "| model | made | needed | full passes | made / needed | made / full |",
+              "|---|---:|---:|---:|---:|---:|"]
+        tot = {"made": 0, "needed": 0, "full": 0}
+        for m, b in bf.items():
+            for k in tot:
+                tot[k] += b[k]
+            L.append(f"| {m} | {b['made']:,} | {b['needed']:,} | {b['full']:,} | "
+                     f"{b['made'] / b['needed']:.2f} | {b['made'] / b['full']:.2f} |")
+        if len(bf) > 1 and tot["needed"]:
+            L.append(f"| all | {tot['made']:,} | {tot['needed']:,} | {tot['full']:,} | "
+                     f"{tot['made'] / tot['needed']:.2f} | {tot['made'] / tot['full']:.2f} |")
     (out / "study_cost.md").write_text("\n".join(L) + "\n")
 
 
@@ -318,7 +415,7 @@ def main(argv=None) -> None:
     fp = passes(results, config, jobs)
     out = (args.out or results / "benchmarks").resolve()
     desc = "config/config.yaml" + "".join(f" + {c}" for c in args.configfile)
-    write(out, jobs, fp, results, desc)
+    write(out, jobs, fp, results, desc, block_forwards(results, config, jobs))
     print((out / "study_cost.md").read_text())
 
 

@@ -128,12 +128,16 @@ def layer_checked(wildcards):
     return []
 
 
-def control_avoids(experiment):
-    """The tested sets' rules, for a control experiment (a random or matched set avoids
-    their heads); nothing for a tested one, so that editing one tested set re-runs
-    only it and the controls."""
+def pruning_experiment(experiment):
+    """What the pruning job needs of one experiment: its head-set rule, the tested sets'
+    rules when it is a control (a random or matched set avoids their heads), and the
+    post-attention norm it runs with."""
     head_set = EXPERIMENTS[experiment]
-    return canonical(tested_sets(EXPERIMENTS)) if is_control(head_set) else {}
+    return {
+        "rule": canonical(head_set),
+        "tested": canonical(tested_sets(EXPERIMENTS)) if is_control(head_set) else {},
+        "post_norm": head_set.get("post_norm", config["pruning"]["post_norm"]),
+    }
 
 
 def model_dir(wildcards):

@@ -1,9 +1,9 @@
 # Pruning: remove each head set on the same samples and compare with the baseline;
-# one job per experiment selects its heads, runs the pass and computes the changes.
+# one job per model runs every experiment, each from the first block it changes.
 
 
 rule prune_heads:
-    """Select one experiment's heads, rerun the baseline pass without them, and
+    """Select every experiment's heads, rerun the baseline pass without each set, and
     compare per layer with the baseline."""
     input:
         model=model_dir,
@@ -21,31 +21,44 @@ rule prune_heads:
             "selection",
             "analysis",
             "perplexity",
+            "prefix",
+            "sweeps",
         ),
     output:
-        heads="results/{model}/pruning/{experiment}/heads.yaml",
-        stats="results/{model}/pruning/{experiment}/layer_stats.parquet",
-        scores="results/{model}/pruning/{experiment}/head_scores.parquet",
-        changes="results/{model}/pruning/{experiment}/changes.parquet",
-        ppl="results/{model}/perplexity/pruning_{experiment}.parquet",
+        heads=expand(
+            "results/{{model}}/pruning/{experiment}/heads.yaml", experiment=EXPERIMENTS
+        ),
+        stats=expand(
+            "results/{{model}}/pruning/{experiment}/layer_stats.parquet",
+            experiment=EXPERIMENTS,
+        ),
+        scores=expand(
+            "results/{{model}}/pruning/{experiment}/head_scores.parquet",
+            experiment=EXPERIMENTS,
+        ),
+        changes=expand(
+            "results/{{model}}/pruning/{experiment}/changes.parquet",
+            experiment=EXPERIMENTS,
+        ),
+        ppl=expand(
+            "results/{{model}}/perplexity/pruning_{experiment}.parquet",
+            experiment=EXPERIMENTS,
+        ),
     log:
-        f"{LOGS}/prune_heads/{{model}}_{{experiment}}.log",
+        f"{LOGS}/prune_heads/{{model}}.log",
     benchmark:
-        f"{BENCH}/prune_heads/{{model}}_{{experiment}}.tsv"
+        f"{BENCH}/prune_heads/{{model}}.tsv"
     conda:
         ENV
     threads: MODEL_THREADS
     resources:
         mem_mb=mem_model,
         gpu=gpus,
-        runtime=60,
+        runtime=240,
     params:
-        rule=lambda wc: canonical(EXPERIMENTS[wc.experiment]),
-        tested=lambda wc: control_avoids(wc.experiment),
+        names=list(EXPERIMENTS),
+        experiments={e: pruning_experiment(e) for e in EXPERIMENTS},
         mode=config["pruning"]["mode"],
-        post_norm=lambda wc: EXPERIMENTS[wc.experiment].get(
-            "post_norm", config["pruning"]["post_norm"]
-        ),
         topk=config["extraction"]["topk"],
         bootstrap=config["heads"]["bootstrap"],
         seed=config["heads"]["seed"],
@@ -56,23 +69,31 @@ rule prune_heads:
         "../scripts/prune_heads.py"
 
 
-rule pruning_figure:
-    """Baseline vs pruned per layer for one experiment."""
+rule pruning_figures:
+    """Baseline vs pruned per layer, one figure per experiment."""
     input:
-        changes="results/{model}/pruning/{experiment}/changes.parquet",
-        heads="results/{model}/pruning/{experiment}/heads.yaml",
+        changes=expand(
+            "results/{{model}}/pruning/{experiment}/changes.parquet",
+            experiment=EXPERIMENTS,
+        ),
+        heads=expand(
+            "results/{{model}}/pruning/{experiment}/heads.yaml", experiment=EXPERIMENTS
+        ),
         code=lib("plots"),
     output:
         report(
-            "results/{model}/figures/pruning_{experiment}.png",
+            expand(
+                "results/{{model}}/figures/pruning_{experiment}.png",
+                experiment=EXPERIMENTS,
+            ),
             caption="../report/pruning.rst",
             category="{model}",
             subcategory="3 pruning",
         ),
     log:
-        f"{LOGS}/pruning_figure/{{model}}_{{experiment}}.log",
+        f"{LOGS}/pruning_figures/{{model}}.log",
     benchmark:
-        f"{BENCH}/pruning_figure/{{model}}_{{experiment}}.tsv"
+        f"{BENCH}/pruning_figures/{{model}}.tsv"
     conda:
         ENV
     threads: 1
@@ -80,10 +101,11 @@ rule pruning_figure:
         mem_mb=1000,
         runtime=5,
     params:
+        names=list(EXPERIMENTS),
         dpi=config["figures"]["dpi"],
         log_scale=config["figures"]["log_scale"],
     script:
-        "../scripts/pruning_figure.py"
+        "../scripts/pruning_figures.py"
 
 
 rule pruning_summary:

@@ -328,23 +328,28 @@ def test_post_norm_choice_only_matters_where_a_norm_follows(family_dirs, ids):
 
 def test_passes_start_late_bit_identically(fam, ids):
     """Component and head ablations that start at their first changed block equal full
-    passes, bit for bit, on every family (massact.prefix)."""
+    passes, bit for bit, on every family (massact.prefix); head ablations with the
+    per-sample head scores too (the pruning job's passes, through the head probe)."""
     from massact.sweeps import ablate, component_start, head_set_start, prune_context, run_configs
 
     family, model, tok, _ = fam
     n = adapt(model).n_layers
     heldout = ids[:, :16]
-    for configs, ctx, start in (
+    for configs, ctx, start, heads in (
             (["attn-1", "mlp-2", "attn-2", "mlp-all"], lambda c: ablate(model, c, n),
-             lambda c: component_start(c, n)),
-            (["2.1", "1.0;3.1"], prune_context(model, "zero", None), head_set_start)):
+             lambda c: component_start(c, n), False),
+            (["2.1", "1.0;3.1"], prune_context(model, "zero", None), head_set_start, False),
+            (["2.1", "1.0;3.1"], prune_context(model, "zero", None), head_set_start, True)):
         full = run_configs(model, tok, ids, heldout, configs, k=3, n_boot=10, seed=0,
-                           contexts=ctx)
+                           contexts=ctx, heads=heads)
         fast = run_configs(model, tok, ids, heldout, configs, k=3, n_boot=10, seed=0,
-                           contexts=ctx, starts={c: start(c) for c in configs})
+                           contexts=ctx, starts={c: start(c) for c in configs}, heads=heads)
         for c in configs:
-            assert full[c][0].equals(fast[c][0]), (family, c)
-            assert full[c][1].equals(fast[c][1]), (family, c)
+            assert full[c].stats.equals(fast[c].stats), (family, c)
+            assert full[c].ppl.equals(fast[c].ppl), (family, c)
+            if heads:
+                assert full[c].head_scores.equals(fast[c].head_scores), (family, c)
+                assert sorted(set(fast[c].head_scores["layer"].to_pylist())) == list(range(n))
 
 
 # ----------------------------------------------------------------- batches

@@ -21,13 +21,13 @@ pytestmark = pytest.mark.slow  # downloads GPT-2's tokenizer files through pip's
 
 SCALED = ["--configfile", "config/gpt2.yaml", "tests/data/gpt2-scaled.yaml"]
 PUBLISHED = {"top": [[2, 7], [5, 1], [6, 1]], "bottom": [[0, 1], [4, 11], [11, 8]]}
-# every rule of the GPT-2 study, with its number of jobs (one model, nine head sets)
+# every rule of the GPT-2 study, with its number of jobs (one model; its nine head sets in one pruning job)
 STUDY = {
     "materialize_model": 1, "materialize_corpus": 1, "sample_windows": 1, "sample_heldout": 1,
     "extract_activations": 1, "prompt_features": 1, "feature3d_figure": 2,
     "layerwise_figure": 1, "layerwise_table": 1, "massive_table": 1, "head_scores": 1,
-    "head_figures": 1, "head_tables": 1, "head_selection": 1, "prune_heads": 9,
-    "pruning_figure": 9, "pruning_summary": 1, "pruning_overview": 1, "prune_prompt": 2,
+    "head_figures": 1, "head_tables": 1, "head_selection": 1, "prune_heads": 1,
+    "pruning_figures": 1, "pruning_summary": 1, "pruning_overview": 1, "prune_prompt": 2,
     "feature3d_compare": 2, "perplexity_baseline": 1, "sweep_baseline": 1,
     "component_ablations": 1, "components_figure": 1, "components_table": 1,
     "intervention": 1, "intervention_every_layer": 1, "intervention_table": 1,
@@ -145,7 +145,7 @@ def test_a_fresh_clone_plans_the_full_study(tmp_path):
     wf = copy_workflow(tmp_path)
     plan = planned(wf, hubcache.offline_env(tmp_path / "empty"), "--configfile",
                    "config/gpt2.yaml")
-    assert plan["prune_heads"] == 9 and plan["materialize_model"] == 1
+    assert plan["prune_heads"] == 1 and plan["materialize_model"] == 1
 
 
 # ------------------------------------------------------------------ failure modes

@@ -53,7 +53,7 @@ def _library_imports(script: Path) -> set[str]:
 LIGHT = ["components_figure", "components_table", "cumulative_figure", "feature3d_compare",
          "feature3d_figure", "head_figures", "head_scores", "head_selection", "head_tables",
          "intervention_table", "layerwise_figure", "layerwise_table", "massive_table",
-         "models_layerwise", "models_table", "pruning_figure", "pruning_overview",
+         "models_layerwise", "models_table", "pruning_figures", "pruning_overview",
          "pruning_summary", "resolved_config"]
 
 

@@ -16,17 +16,18 @@ COMPONENTS = ["attn-all", "mlp-all", "attn-0", "attn-2", "mlp-1", "mlp-2", "mlp-
 HEADS = ["", "3.1", "1.0;3.2", "0.3;2.2"]
 
 
-def _run(model, tok, windows, heldout, configs, contexts, starts):
+def _run(model, tok, windows, heldout, configs, contexts, starts, heads=False):
     return run_configs(model, tok, windows, heldout, configs, k=5, n_boot=50, seed=0,
-                       contexts=contexts, starts=starts)
+                       contexts=contexts, starts=starts, heads=heads)
 
 
 def _same(full, fast):
     assert full.keys() == fast.keys()
     for name in full:
-        (s1, p1), (s2, p2) = full[name], fast[name]
+        (s1, p1, h1), (s2, p2, h2) = full[name], fast[name]
         assert s1.equals(s2), name
         assert p1.equals(p2), name
+        assert (h1 is None and h2 is None) or h1.equals(h2), name
 
 
 def test_component_ablations_start_late_bit_identically(tiny, windows):
@@ -51,6 +52,48 @@ def test_head_ablations_start_late_bit_identically(tiny, windows, post_norm):
     full = _run(model, tok, windows, heldout, HEADS, ctx, None)
     fast = _run(model, tok, windows, heldout, HEADS, ctx, {h: head_set_start(h) for h in HEADS})
     _same(full, fast)
+
+
+@pytest.mark.parametrize("post_norm", ["live", "frozen"])
+def test_head_scores_of_late_starts_equal_a_full_pass(tiny, windows, post_norm):
+    """The pruning job's passes: layer statistics, perplexity and per-sample head scores
+    (the probe's attention) of each head set, started late, equal full passes bit for bit,
+    the layers before the start taken from the unablated pass."""
+    arch, model, tok = tiny
+    heldout = windows[:, :24]
+    ctx = prune_context(model, "zero", None, post_norm)
+    full = _run(model, tok, windows, heldout, HEADS, ctx, None, heads=True)
+    fast = _run(model, tok, windows, heldout, HEADS, ctx,
+                {h: head_set_start(h) for h in HEADS}, heads=True)
+    _same(full, fast)
+    scores = full["0.3;2.2"].head_scores.to_pandas()
+    assert sorted(scores["layer"].unique()) == list(range(4))
+    from massact.arch import adapt
+
+    assert len(scores) == windows.shape[0] * 4 * adapt(model).n_heads
+    unablated = full[""].head_scores.to_pandas()
+    late = full["1.0;3.2"].head_scores.to_pandas()
+    early = late["layer"] < 1  # before the pruned block the scores are the unablated ones
+    assert late[early].equals(unablated[early])
+    after = late["layer"] >= 2  # after it, the pruned head's output has moved them
+    assert not late[after]["score"].equals(unablated[after]["score"])
+
+
+def test_the_recording_runs_no_output_layer(tiny, windows, monkeypatch):
+    """The unablated recording pass needs the blocks' inputs only: the output layer (the
+    nll) runs once per configuration and held-out batch, never for the recording."""
+    from massact import perplexity
+
+    arch, model, tok = tiny
+    heldout = windows[:, :24]
+    calls = []
+    real = perplexity.nll_from_hidden
+    monkeypatch.setattr(perplexity, "nll_from_hidden",
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    names = ["attn-2", "mlp-3"]
+    _run(model, tok, windows, heldout, names, lambda name: ablate(model, name, 4),
+         {c: component_start(c, 4) for c in names})
+    assert len(calls) == len(names) * heldout.shape[0]  # batch 1: a call per window
 
 
 def test_late_start_really_skips_the_early_blocks(tiny_dirs, windows):

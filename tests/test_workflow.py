@@ -105,7 +105,7 @@ def test_second_run_has_nothing_to_do(wf):
 def test_plot_option_reruns_only_figures(wf):
     cfg = variant(wf, "dpi.yaml", lambda c: c["figures"].update(dpi=61))
     assert planned(wf, "--configfile", cfg) == {
-        "layerwise_figure": 3, "feature3d_figure": 6, "head_figures": 6, "pruning_figure": 18,
+        "layerwise_figure": 3, "feature3d_figure": 6, "head_figures": 6, "pruning_figures": 3,
         "pruning_overview": 3, "feature3d_compare": 6, "components_figure": 3,
         "cumulative_figure": 3, "models_layerwise": 1, "resolved_config": 1, "all": 1}
 
@@ -125,8 +125,8 @@ def test_nsamples_reruns_sampling_and_what_follows(wf):
     assert planned(wf, "--configfile", cfg) == {
         "sample_windows": 3, "extract_activations": 3, "layerwise_figure": 3,
         "layerwise_table": 3, "massive_table": 3, "score_heads_massive": 3, "head_scores": 6,
-        "head_figures": 6, "head_tables": 6, "head_selection": 3, "prune_heads": 18,
-        "pruning_figure": 18, "pruning_summary": 3, "pruning_overview": 3, "prune_prompt": 6,
+        "head_figures": 6, "head_tables": 6, "head_selection": 3, "prune_heads": 3,
+        "pruning_figures": 3, "pruning_summary": 3, "pruning_overview": 3, "prune_prompt": 6,
         "feature3d_compare": 6, "sample_heldout": 3, "perplexity_baseline": 3,
         "sweep_baseline": 3, **COMPONENT_JOBS, "components_figure": 3, "components_table": 3,
         "intervention": 3, "intervention_every_layer": 3, "intervention_table": 3,
@@ -144,19 +144,18 @@ def test_component_layers_rerun_only_components(wf):
         "resolved_config": 1, "all": 1}
 
 
-def test_one_head_set_reruns_only_its_experiment_and_the_controls(wf):
-    """A tested set re-runs itself and the random controls (which avoid its heads), not
-    the other tested sets; a control re-runs itself only."""
+def test_a_head_set_reruns_only_the_pruning_stage(wf):
+    """A new tested set or new random seeds re-run each model's pruning job (one job runs
+    every experiment, from a shared unablated pass) and what reads it, nothing else."""
+    stage = {"head_selection": 3, "prune_heads": 3, "pruning_figures": 3,
+             "pruning_summary": 3, "pruning_overview": 3, "models_table": 1,
+             "resolved_config": 1, "all": 1}
+
     def change(c):
         c["heads"]["sets"]["pair"] = {"heads": [[0, 0], [3, 1]]}
-    cfg = variant(wf, "pair.yaml", change)
-    assert planned(wf, "--configfile", cfg) == {
-        "head_selection": 3, "prune_heads": 9, "pruning_figure": 9, "pruning_summary": 3,
-        "pruning_overview": 3, "models_table": 1, "resolved_config": 1, "all": 1}
+    assert planned(wf, "--configfile", variant(wf, "pair.yaml", change)) == stage
     cfg = variant(wf, "seeds.yaml", lambda c: c["heads"]["sets"]["random"].update(seeds=[0, 2]))
-    assert planned(wf, "--configfile", cfg) == {
-        "head_selection": 3, "prune_heads": 3, "pruning_figure": 3, "pruning_summary": 3,
-        "pruning_overview": 3, "models_table": 1, "resolved_config": 1, "all": 1}
+    assert planned(wf, "--configfile", cfg) == stage
 
 
 def test_explicit_head_outside_model_is_a_config_error(wf):

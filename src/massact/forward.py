@@ -70,11 +70,11 @@ def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool
     - ``head_means`` (head_means): each head's output averaged over tokens and windows.
 
     ``first_layer`` > 0 (a pass that starts late, inside ``PrefixCache.start``): the layer
-    statistics hold layers ``first_layer`` and after only.
+    statistics and head scores hold layers ``first_layer`` and after only.
     """
     arch = adapt(model)
-    if first_layer and (heads or head_means):
-        raise ValueError("head scores and head means need every layer (first_layer=0)")
+    if first_layer and head_means:
+        raise ValueError("head means need every layer (first_layer=0)")
     rec = StatsRecorder(arch, tokenizer, k, first_layer) if stats else None
     means = HeadMeanRecorder(arch) if head_means else None
     cols = empty_columns(HEAD_SAMPLE_SCHEMA)
@@ -95,7 +95,7 @@ def analyse(model, tokenizer, windows: torch.Tensor, *, k: int = 10, stats: bool
             if rec:
                 rec.collect(batch, windows[batch].tolist())
             if probe:
-                probe_rows(probe, batch, cols)
+                probe_rows(probe, batch, cols, first_layer)
             if means:
                 means.count += ids.numel()
             bar.update(len(batch))

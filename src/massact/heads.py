@@ -179,13 +179,14 @@ def attention_probe(model):
             model.config._attn_implementation = before
 
 
-def probe_rows(probe: Probe, samples, cols: dict) -> None:
+def probe_rows(probe: Probe, samples, cols: dict, first_layer: int = 0) -> None:
     """Append the per-head scores of the batch's windows (``samples``: their sample
-    numbers, in batch order; an int for a batch of one) to ``cols`` (HEAD_SAMPLE_SCHEMA)."""
+    numbers, in batch order; an int for a batch of one) to ``cols`` (HEAD_SAMPLE_SCHEMA),
+    for layers ``first_layer`` and after."""
     if isinstance(samples, int):
         samples = [samples]
     for b, sample in enumerate(samples):
-        for layer in sorted(probe.scores):
+        for layer in sorted(l for l in probe.scores if l >= first_layer):
             mean, n = probe.scores[layer]
             for h, v in enumerate(mean[b].tolist()):
                 cols["sample"].append(sample)

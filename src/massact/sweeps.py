@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -115,22 +116,65 @@ def with_prefix(unablated: pa.Table, stats: pa.Table, first: int) -> pa.Table:
 PREFIX_BYTES = 2**30
 
 
+class Run(NamedTuple):
+    """One configuration's outputs: layer statistics, perplexity table and (when asked
+    for) per-sample head scores."""
+
+    stats: pa.Table
+    ppl: pa.Table
+    head_scores: pa.Table | None = None
+
+
+def with_head_prefix(unablated: pa.Table, scores: pa.Table, first: int) -> pa.Table:
+    """Per-sample head scores of a pass that started at block ``first``, completed with the
+    unablated pass's scores of the layers before it, in the row order of a full pass."""
+    import pyarrow.compute as pc
+
+    if not first:
+        return scores
+    before = unablated.filter(pc.less(unablated["layer"], first))
+    return pa.concat_tables([before, scores]).sort_by(
+        [("sample", "ascending"), ("layer", "ascending"), ("head", "ascending")])
+
+
+def record_blocks(model, windows, batch_size: int, desc: str) -> None:
+    """An unablated pass of the decoder blocks only (no output layer) over ``windows``, in
+    the batches the configurations' passes will use: what a :class:`PrefixCache` records."""
+    import torch
+
+    from .arch import adapt
+    from .runtime import batches, progress
+    from .stats import forward_base
+
+    arch = adapt(model)
+    bar = progress(None, desc=desc, total=windows.shape[0], unit="window")
+    with torch.inference_mode():
+        for batch in batches(windows.shape[0], batch_size):
+            forward_base(arch, windows[batch].to(arch.input_device))
+            bar.update(len(batch))
+    bar.close()
+
+
 def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: int,
                 seed: int, contexts, starts: dict | None = None,
-                batch_tokens: int | None = None) -> dict:
+                batch_tokens: int | None = None, heads: bool = False) -> dict[str, Run]:
     """Run each configuration (name → anything ``contexts(name)`` turns into a context
-    manager); return ``{name: (layer_stats, perplexity table)}``.
+    manager); return ``{name: Run}``: its layer statistics on ``windows``, its perplexity
+    table on ``heldout`` (the run named after the configuration) and, with ``heads``, its
+    per-sample head scores on ``windows``.
 
     ``starts`` (name → the first block the configuration changes): one unablated pass
     over the windows and the held-out windows keeps the start blocks' inputs, and each
-    configuration then starts at its block (massact.prefix), its layer statistics
-    before that block taken from the unablated pass. The results are bit-identical to
-    full passes. ``batch_tokens``: as many windows per pass as fit in that many tokens
-    (massact.runtime.batch_size; None: one). The recording and the configurations' passes
-    run the same batches, which is how the kept inputs are found again.
+    configuration then starts at its block (massact.prefix), its statistics and head
+    scores before that block taken from the unablated pass. The results are
+    bit-identical to full passes. ``batch_tokens``: as many windows per pass as fit in
+    that many tokens (massact.runtime.batch_size; None: one). The recording and the
+    configurations' passes run the same batches, and the same attention (the head
+    probe's when ``heads``), which is how the kept inputs are found again and why they
+    are the inputs a full pass would give.
     """
     from .forward import analyse
-    from .perplexity import run_ppl, window_nll
+    from .perplexity import run_ppl
     from .prefix import PrefixCache
     from .runtime import batch_size
 
@@ -141,22 +185,25 @@ def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: 
     cache = PrefixCache(model, starts.values(), max_bytes=PREFIX_BYTES,
                         tokens=int(windows.numel() + heldout.numel()))
     starts = {name: cache.effective(first) for name, first in starts.items()}
-    unablated = None
+    unablated = {}
     if cache.starts:
         with cache.recording():
-            unablated = analyse(model, tokenizer, windows, k=k, heads=False,
-                                desc="unablated", batch_size=bs_w)["layer_stats"]
-            window_nll(model, heldout, desc="unablated perplexity", batch_size=bs_h)
+            unablated = analyse(model, tokenizer, windows, k=k, heads=heads,
+                                desc="unablated", batch_size=bs_w)
+            record_blocks(model, heldout, bs_h, "unablated (held-out windows)")
     out = {}
     for i, name in enumerate(configs):
         label = name if len(name) < 24 else f"run {i + 1}/{len(configs)}"
         first = starts.get(name, 0)
         with contexts(name) if contexts else nullcontext(), cache.start(first):
-            stats = analyse(model, tokenizer, windows, k=k, heads=False, desc=label,
-                            first_layer=first, batch_size=bs_w)["layer_stats"]
+            res = analyse(model, tokenizer, windows, k=k, heads=heads, desc=label,
+                          first_layer=first, batch_size=bs_w)
             ppl = run_ppl(model, heldout, name, n_boot, seed, batch_size=bs_h,
                           desc=f"perplexity {label}")
-        out[name] = (with_prefix(unablated, stats, first), ppl)
+        out[name] = Run(with_prefix(unablated.get("layer_stats"), res["layer_stats"], first),
+                        ppl,
+                        with_head_prefix(unablated.get("head_scores"), res["head_scores"], first)
+                        if heads else None)
         log.info("configuration %d of %d done: %s (from block %d), perplexity %.4g",
                  i + 1, len(configs), name, first, ppl["ppl"][0].as_py())
     return out
@@ -175,7 +222,7 @@ def cumulative_rows(sets: list[dict], baseline: pa.Table, base_ppl: pa.Table, re
     base_peak = peak_top1(baseline).to_numpy()
     rows, per_layer, per_nll = [], {}, {}
     for s in sets:
-        stats, ppl = results[head_set_key(s["heads"])]
+        stats, ppl, _ = results[head_set_key(s["heads"])]
         peak = peak_top1(stats).to_numpy()
         pair = np.stack([base_peak, peak], -1)
         lo, hi = bootstrap_ci(pair, n_boot, seed,
