@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The installed environment is the lock: every package `pip freeze` lists is pinned in
-requirements.txt at that version, and every pin is installed.
+requirements.txt (and the files given after it) at that version, and every pin is installed.
 
-    python -m pip freeze --exclude-editable | python .ci/check_lock.py requirements.txt
+    python -m pip freeze --exclude-editable | python .ci/check_lock.py requirements.txt [more.txt ...]
 
 Versions compare as pip compares them (PEP 440): the pin torch==2.13.0 is met by a
 build with a local label, such as 2.13.0+cpu from PyTorch's CPU index.
@@ -35,8 +35,14 @@ def pins(lines) -> dict[str, str]:
 
 
 def main() -> int:
-    with open(sys.argv[1]) as f:
-        lock = pins(f)
+    lock = {}
+    for path in sys.argv[1:]:  # the lock and any file installed on top of it
+        with open(path) as f:
+            for name, version in pins(f).items():
+                if lock.get(name, version) != version:
+                    raise SystemExit(f"{path} pins {name}=={version}, "
+                                     f"against {lock[name]} before it")
+                lock[name] = version
     installed = pins(sys.stdin)
     problems = []
     for name, version in sorted(installed.items()):

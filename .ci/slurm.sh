@@ -254,7 +254,7 @@ check() {
   [ "$(readlink -f /etc/slurm/slurm.conf)" = "$D/etc/slurm.conf" ] \
     || die "/etc/slurm/slurm.conf is not the one of $D (run: $0 up)"
   "$PY" -c "import snakemake_executor_plugin_slurm" \
-    || die "snakemake-executor-plugin-slurm is not installed for $PY"
+    || die "snakemake-executor-plugin-slurm is not installed for $PY (python -m pip install -r requirements-slurm.txt)"
   local W="$D/check" t0 rc
   rm -rf "$W"; mkdir -p "$W"
   SNAP="$W/workflow"; snapshot "$SNAP"

@@ -168,7 +168,7 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
         cum = unique_cumulative_sets(results, m)
         per_job = {  # rule → (analysis, held-out, sweep) windows per job
             "extract_activations": (n, 0, 0), "score_heads_massive": (n, 0, 0),
-            "prune_heads": (n * len(exps), h * len(exps), 0), "perplexity_baseline": (0, h, 0),
+            "prune_heads": (n, h, 0), "perplexity_baseline": (0, h, 0),
             "sweep_baseline": (0, 0, sw), "cumulative_pruning": (0, h * cum, sw * cum),
             # + the analysis windows up to the layer, for the massive activations' means
             "intervention": (n, 2 * len(modes) * h, 0),
@@ -180,6 +180,8 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
             w = per_job.get(rule)
             if rule.startswith("component_ablations"):
                 w = (0, h * len(comps), sw * len(comps))
+            if rule == "prune_heads" and j["wildcards"] == m:  # one job: every experiment
+                w = (n * len(exps), h * len(exps), 0)
             if w:
                 made[rule] = [a + b * j["repeats"] for a, b in zip(made[rule], w)]
             elif rule in PROMPT_PASSES:
@@ -230,6 +232,34 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
     return out
 
 
+def kept(starts: list[int], tokens: int, width: int, nbytes: int) -> dict[int, int]:
+    """Where each requested start block really starts: the rule of massact.prefix.PrefixCache
+    (as many of the latest starts as fit in massact.sweeps.PREFIX_BYTES, each holding
+    ``tokens`` × ``width`` numbers of ``nbytes``; a start not kept falls back to the nearest
+    kept one below it, or to a full pass)."""
+    from massact.sweeps import PREFIX_BYTES
+
+    want = sorted({s for s in starts if s > 0})
+    keep = max(0, int(PREFIX_BYTES // (tokens * width * nbytes))) if tokens else len(want)
+    have = sorted(want[::-1][:keep])
+    return {s: max((k for k in have if k <= s), default=0) for s in starts}
+
+
+def model_width(results: Path, m: str) -> tuple[int, int]:
+    """(hidden size, bytes per number) of a materialized model next to ``results``
+    (resources/models/<m>), else (0, 0): every start is then taken as kept."""
+    import json
+
+    d = results.parent / "resources" / "models" / m
+    try:
+        cfg = json.loads((d / "config.json").read_text())
+        cfg = cfg.get("text_config", cfg)
+        dtype = json.loads((d / "source.json").read_text()).get("dtype", "float32")
+        return int(cfg["hidden_size"]), {"float32": 4, "bfloat16": 2, "float16": 2}[dtype]
+    except (OSError, KeyError, ValueError):
+        return 0, 0
+
+
 def block_forwards(results: Path, config: dict, jobs: list[dict]) -> dict:
     """Block-forwards (one decoder block over one token) per model: made by the jobs that
     ran, needed by the outputs, and what full passes would have made. Needed: the
@@ -237,30 +267,31 @@ def block_forwards(results: Path, config: dict, jobs: list[dict]) -> dict:
     sweep baseline: every block), and each ablated or intervened configuration from the
     first block it changes (a pruning set: its lowest head's layer; a component: its
     layer; an intervention: its layer, every block for every layer at once; the
-    massive-activation means: the blocks up to the layer). Made: the same, plus each
-    late-starting job's unablated recording pass (every block), and the interventions as
-    full passes. Starts assume every kept block input fits the jobs' prefix memory,
-    which it does at the shipped sizes."""
+    massive-activation means: the blocks up to the layer). Made: the same, except that
+    each late-starting job adds its unablated recording pass (every block) and starts a
+    configuration where its kept block inputs allow (:func:`kept`), and that the
+    interventions run full passes. Counted from the jobs' benchmark files, the config and
+    the outputs (the pruning sets' heads, the cumulative sets), as the code runs them."""
     import pyarrow.parquet as pq
     import yaml
 
     use_src()
-    from massact.config import components, intervention_layers
+    from massact.config import components, intervention_layers, model_shape
     from massact.sweeps import component_start, head_set_start
 
     exps = experiments(config)
     modes = config.get("intervention", {}).get("modes", ["zero", "mean"])
     out = {}
     for m in config["run"]:
-        layers = config["models"][m].get("n_layers")
-        if not layers:
-            continue
+        layers = model_shape(m, config["models"][m])["n_layers"]
         d = results / m
         n, seqlen, _ = samples_shape(results, m, config)
         h, ht = int(config["perplexity"]["windows"]), int(config["perplexity"]["seqlen"])
         sw, st = int(config["sweeps"]["samples"]), int(config["sweeps"]["seqlen"])
         a_tok, h_tok, s_tok = n * seqlen, h * ht, sw * st  # tokens per pass over each kind
-        ran = {j["rule"] for j in jobs if j["model"] == m}
+        width, nbytes = model_width(results, m)
+        stems = {(j["rule"], j["wildcards"]) for j in jobs if j["model"] == m}
+        ran = {r for r, _ in stems}
         made = needed = full = 0
 
         def unablated(tokens, rule):
@@ -279,9 +310,10 @@ def block_forwards(results: Path, config: dict, jobs: list[dict]) -> dict:
             nonlocal made, needed, full
             if rule not in ran or not starts:
                 return
-            need = sum(layers - s for s in starts) * tokens
-            needed += need
-            made += need + (layers * tokens if any(starts) else 0)  # + the recording
+            real = kept(starts, tokens, width, nbytes) if width else {s: s for s in starts}
+            needed += sum(layers - s for s in starts) * tokens
+            made += sum(layers - real[s] for s in starts) * tokens
+            made += layers * tokens if any(real.values()) else 0  # the recording
             full += len(starts) * layers * tokens
 
         starts = []
@@ -297,14 +329,21 @@ def block_forwards(results: Path, config: dict, jobs: list[dict]) -> dict:
         if cum.exists():
             keys = set(pq.read_table(cum, columns=["heads"]).column("heads").to_pylist())
             late([head_set_start(k) for k in keys], s_tok + h_tok, "cumulative_pruning")
-        for rule, at in [("intervention", l) for l in intervention_layers(config, m)] + \
-                        [("intervention_every_layer", 0)]:
-            if rule in ran:
-                runs = 2 * len(modes)  # massive and control, per mode
-                made += runs * layers * h_tok + (at + 1 if rule == "intervention" else layers) * a_tok
-                needed += runs * (layers - at) * h_tok + (at + 1 if rule == "intervention" else layers) * a_tok
+        # intervention jobs (their benchmark files: <model>_<layer>, <model>_every): each
+        # runs the means pass over the analysis windows (up to the layer; every block for
+        # every layer at once) and two full held-out passes (massive, control) per mode
+        runs = 2 * len(modes)
+        for layer in intervention_layers(config, m):
+            if ("intervention", f"{m}_{layer}") in stems:
+                made += runs * layers * h_tok + (layer + 1) * a_tok
+                needed += runs * (layers - layer) * h_tok + (layer + 1) * a_tok
                 full += runs * layers * h_tok + layers * a_tok
-        out[m] = {"made": made, "needed": needed, "full": full}
+        if ("intervention", f"{m}_every") in stems:
+            made += runs * layers * h_tok + layers * a_tok
+            needed += runs * layers * h_tok + layers * a_tok
+            full += runs * layers * h_tok + layers * a_tok
+        if needed:
+            out[m] = {"made": made, "needed": needed, "full": full}
     return out
 
 

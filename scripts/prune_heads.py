@@ -26,7 +26,7 @@ with rule_context(snakemake):  # noqa: F821
     start = {name[e]: min((layer for layer, _ in heads[e]), default=0) for e in exps}
     for e in exps:
         print(f"{e}: {len(heads[e])} heads ({p.mode}, post-attention norm "
-              f"{exps[e]['post_norm']}), from block {start[name[e]]}: {heads[e]}")
+              f"{exps[e]['post_norm']}), lowest block {start[name[e]]}: {heads[e]}")
     by_name = {name[e]: e for e in exps}
 
     def prune(config):

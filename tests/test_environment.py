@@ -1,6 +1,6 @@
 """The conda envs and the pip lock agree; torch is pinned exactly. envs/dev.yaml is the
-whole lock; envs/massact.yaml, the jobs' env, holds what the code imports and everything
-that requires, and no development tool."""
+whole lock with the SLURM executor (requirements-slurm.txt); envs/massact.yaml, the jobs'
+env, holds what the code imports and everything that requires, and no development tool."""
 
 import ast
 import importlib.metadata as md
@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -23,8 +24,8 @@ PLATFORM = {"os_name": "posix", "sys_platform": "linux", "platform_system": "Lin
             "python_full_version": "3.11.0", "extra": ""}
 
 
-def lock():
-    lines = (ROOT / "requirements.txt").read_text().splitlines()
+def lock(name: str = "requirements.txt"):
+    lines = (ROOT / name).read_text().splitlines()
     return sorted(l.strip() for l in lines if l.strip() and not l.startswith("#"))
 
 
@@ -70,8 +71,8 @@ def imported_modules() -> set[str]:
 
 
 def test_envs_pin_the_lock():
-    """Every pin of every env is exact and is the lock's."""
-    locked = pins(lock())
+    """Every pin of every env is exact and is the lock's (or the SLURM executor's)."""
+    locked = pins(lock() + lock("requirements-slurm.txt"))
     for path in sorted((ROOT / "envs").glob("*.yaml")):
         _, pip = env(path)
         for line in pip:
@@ -84,7 +85,27 @@ def test_envs_pin_the_lock():
 
 def test_dev_env_is_the_whole_lock():
     _, pip = env(DEV_ENV)
-    assert sorted(pip) == lock()
+    assert sorted(pip) == sorted(lock() + lock("requirements-slurm.txt"))
+
+
+def test_the_slurm_executor_is_apart_and_needs_nothing_more():
+    """Snakemake imports every executor plugin it finds at start-up (the SLURM one imports
+    pandas), so the lock leaves the SLURM executor out; requirements-slurm.txt adds it, and
+    everything it requires is in both locks already."""
+    slurm = pins(lock("requirements-slurm.txt"))
+    assert set(slurm) == {"snakemake-executor-plugin-slurm",
+                          "snakemake-executor-plugin-slurm-jobstep"}
+    for name in ("requirements.txt", "requirements-cuda.txt"):
+        assert not {n for n in pins(lock(name)) if n.startswith("snakemake-executor-plugin")}
+    try:
+        need = {d: requires(d) for d in slurm}
+    except AssertionError:  # CI installs it after the tests, then checks it against the lock
+        pytest.skip("the SLURM executor is not installed (python -m pip install -r "
+                    "requirements-slurm.txt)")
+    for name in ("requirements.txt", "requirements-cuda.txt"):
+        have = set(pins(lock(name))) | set(slurm)
+        for dist, reqs in need.items():
+            assert reqs <= have, (name, dist, sorted(reqs - have))
 
 
 def test_job_env_is_closed_under_requirements():

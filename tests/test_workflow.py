@@ -246,6 +246,38 @@ def test_python_api_gives_the_rule_numbers(wf):
     assert stats.equals(pq.read_table(root / "activations/layer_stats.parquet"))
 
 
+def test_each_pruning_experiment_equals_its_own_full_pass(wf):
+    """The one pruning job per model runs every experiment from a shared unablated pass,
+    each from its lowest pruned block: every experiment's files equal a full pass of the
+    model without its heads, run here through the library (statistics, head scores and
+    perplexity, bit for bit; the right file for the right experiment)."""
+    import pyarrow.parquet as pq
+
+    import massact
+    from massact.ablation import ablate_heads
+    from massact.perplexity import run_ppl
+    from massact.runtime import batch_size
+
+    cfg = yaml.safe_load((wf / "results/config.yaml").read_text())
+    model, tok = massact.load("random-gemma3", root=wf)
+    root = wf / "results/random-gemma3"
+    windows = massact.windows_tensor(massact.read_parquet(root / "samples.parquet"))
+    heldout = massact.windows_tensor(massact.read_parquet(root / "heldout.parquet"))
+    bt = cfg["batch_tokens"]
+    for e in ("pair", "pair_frozen", "top"):  # pair starts at block 1
+        run = yaml.safe_load((root / f"pruning/{e}/heads.yaml").read_text())
+        assert run["experiment"] == e
+        norm = "frozen" if run["post_norm"] == "frozen" else "live"
+        with ablate_heads(model, run["heads"], post_norm=norm):
+            out = massact.analyse(model, tok, windows, k=cfg["extraction"]["topk"],
+                                  batch_size=batch_size(bt, windows))
+            ppl = run_ppl(model, heldout, f"pruning {e}", cfg["heads"]["bootstrap"],
+                          cfg["heads"]["seed"], batch_size=batch_size(bt, heldout))
+        assert out["layer_stats"].equals(pq.read_table(root / f"pruning/{e}/layer_stats.parquet")), e
+        assert out["head_scores"].equals(pq.read_table(root / f"pruning/{e}/head_scores.parquet")), e
+        assert ppl.equals(pq.read_table(root / f"perplexity/pruning_{e}.parquet")), e
+
+
 def test_interrupted_run_resumes_with_the_same_bytes(wf, tmp_path):
     """Ctrl-C in the middle of a run, run again: the outputs equal an uninterrupted run's."""
     import signal

@@ -20,6 +20,10 @@ from . import selection
 from .errors import ConfigError, UserError
 from .names import RANDOM_SIZES, component_names  # noqa: F401  (public here too)
 
+#: libyaml's loader where PyYAML was built with it (the wheels are): parsing the config
+#: and its schema is part of every `snakemake` start-up
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
 
 
@@ -117,7 +121,7 @@ def model_shape(key: str, spec: dict) -> dict:
 
 def validate(config: dict, schema_path: Path = SCHEMA) -> dict:
     """Validate ``config`` in place (defaults filled in) and return it; raise ConfigError."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = yaml.load(Path(schema_path).read_text(), Loader=_LOADER)
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
@@ -262,7 +266,11 @@ def compare_heads(config: dict, key: str, layer: int) -> list[list[int]] | None:
 def load_yaml(path) -> dict:
     """A config file's mapping; a syntax error names the file, line and column."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        try:
+            data = yaml.load(text, Loader=_LOADER)
+        except yaml.YAMLError:  # the pure-Python parser says what is wrong in more words
+            data = yaml.safe_load(text)
     except FileNotFoundError:
         raise UserError(f"config file {path} does not exist") from None
     except UnicodeDecodeError as e:
