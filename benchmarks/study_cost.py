@@ -292,29 +292,34 @@ def block_forwards(results: Path, config: dict, jobs: list[dict]) -> dict:
         width, nbytes = model_width(results, m)
         stems = {(j["rule"], j["wildcards"]) for j in jobs if j["model"] == m}
         ran = {r for r, _ in stems}
-        made = needed = full = 0
+        # per kind of window: [made, needed, full]; held-out passes through the output layer
+        count = {"analysis": [0, 0, 0], "held-out": [0, 0, 0], "sweep": [0, 0, 0]}
+        head = 0
 
-        def unablated(tokens, rule):
-            nonlocal made, needed, full
-            if rule in ran:
-                made += layers * tokens
-                needed += layers * tokens
-                full += layers * tokens
+        def add(kind, made, needed, full):
+            for i, v in enumerate((made, needed, full)):
+                count[kind][i] += v
 
-        unablated(a_tok, "extract_activations")
-        unablated(a_tok, "score_heads_massive")
-        unablated(h_tok, "perplexity_baseline")
-        unablated(s_tok, "sweep_baseline")
+        for rule, kind, tokens in (("extract_activations", "analysis", a_tok),
+                                   ("score_heads_massive", "analysis", a_tok),
+                                   ("perplexity_baseline", "held-out", h_tok),
+                                   ("sweep_baseline", "sweep", s_tok)):
+            if rule in ran:  # unablated: every block
+                add(kind, layers * tokens, layers * tokens, layers * tokens)
+        if "perplexity_baseline" in ran:
+            head += h
 
-        def late(starts, tokens, rule):
-            nonlocal made, needed, full
+        def late(starts, kinds, rule):
+            nonlocal head
             if rule not in ran or not starts:
                 return
-            real = kept(starts, tokens, width, nbytes) if width else {s: s for s in starts}
-            needed += sum(layers - s for s in starts) * tokens
-            made += sum(layers - real[s] for s in starts) * tokens
-            made += layers * tokens if any(real.values()) else 0  # the recording
-            full += len(starts) * layers * tokens
+            for kind, tokens in kinds:
+                real = (kept(starts, sum(t for _, t in kinds), width, nbytes) if width
+                        else {s: s for s in starts})
+                record = layers * tokens if any(real.values()) else 0
+                add(kind, sum(layers - real[s] for s in starts) * tokens + record,
+                    sum(layers - s for s in starts) * tokens, len(starts) * layers * tokens)
+            head += h * len(starts)
 
         starts = []
         for e in exps:
@@ -322,28 +327,33 @@ def block_forwards(results: Path, config: dict, jobs: list[dict]) -> dict:
             if f.exists():
                 heads = yaml.safe_load(f.read_text())["heads"]
                 starts.append(min((l for l, _ in heads), default=0))
-        late(starts, a_tok + h_tok, "prune_heads")
-        late([component_start(c, layers) for c in components(config, m)], s_tok + h_tok,
-             "component_ablations")
+        late(starts, [("analysis", a_tok), ("held-out", h_tok)], "prune_heads")
+        late([component_start(c, layers) for c in components(config, m)],
+             [("sweep", s_tok), ("held-out", h_tok)], "component_ablations")
         cum = d / "cumulative" / "pruning.parquet"
         if cum.exists():
             keys = set(pq.read_table(cum, columns=["heads"]).column("heads").to_pylist())
-            late([head_set_start(k) for k in keys], s_tok + h_tok, "cumulative_pruning")
+            late([head_set_start(k) for k in keys], [("sweep", s_tok), ("held-out", h_tok)],
+                 "cumulative_pruning")
         # intervention jobs (their benchmark files: <model>_<layer>, <model>_every): each
         # runs the means pass over the analysis windows (up to the layer; every block for
         # every layer at once) and two full held-out passes (massive, control) per mode
         runs = 2 * len(modes)
-        for layer in intervention_layers(config, m):
-            if ("intervention", f"{m}_{layer}") in stems:
-                made += runs * layers * h_tok + (layer + 1) * a_tok
-                needed += runs * (layers - layer) * h_tok + (layer + 1) * a_tok
-                full += runs * layers * h_tok + layers * a_tok
+        at = [l for l in intervention_layers(config, m) if ("intervention", f"{m}_{l}") in stems]
         if ("intervention", f"{m}_every") in stems:
-            made += runs * layers * h_tok + layers * a_tok
-            needed += runs * layers * h_tok + layers * a_tok
-            full += runs * layers * h_tok + layers * a_tok
-        if needed:
-            out[m] = {"made": made, "needed": needed, "full": full}
+            at.append(None)
+        for layer in at:
+            first, means = (0, layers) if layer is None else (layer, layer + 1)
+            add("analysis", means * a_tok, means * a_tok, layers * a_tok)
+            add("held-out", runs * layers * h_tok, runs * (layers - first) * h_tok,
+                runs * layers * h_tok)
+            head += runs * h
+        total = [sum(c[i] for c in count.values()) for i in range(3)]
+        if total[1]:
+            out[m] = {"made": total[0], "needed": total[1], "full": total[2],
+                      "kinds": {k: tuple(v) for k, v in count.items()},
+                      "head_windows": head, "layers": layers,
+                      "seqlen": {"analysis": seqlen, "held-out": ht, "sweep": st}}
     return out
 
 
