@@ -233,16 +233,15 @@ def passes(results: Path, config: dict, jobs: list[dict]) -> dict:
 
 
 def kept(starts: list[int], tokens: int, width: int, nbytes: int) -> dict[int, int]:
-    """Where each requested start block really starts: the rule of massact.prefix.PrefixCache
-    (as many of the latest starts as fit in massact.sweeps.PREFIX_BYTES, each holding
-    ``tokens`` × ``width`` numbers of ``nbytes``; a start not kept falls back to the nearest
-    kept one below it, or to a full pass)."""
+    """Where each requested start block really starts, by massact.prefix's own rule: as
+    many of the latest starts as fit in massact.sweeps.PREFIX_BYTES, each holding ``tokens``
+    × ``width`` numbers of ``nbytes``; a start not kept falls back to the nearest kept one
+    below it, or to a full pass."""
+    from massact.prefix import effective_start, kept_starts
     from massact.sweeps import PREFIX_BYTES
 
-    want = sorted({s for s in starts if s > 0})
-    keep = max(0, int(PREFIX_BYTES // (tokens * width * nbytes))) if tokens else len(want)
-    have = sorted(want[::-1][:keep])
-    return {s: max((k for k in have if k <= s), default=0) for s in starts}
+    have = kept_starts(starts, tokens * width * nbytes, PREFIX_BYTES)
+    return {s: effective_start(have, s) for s in starts}
 
 
 def model_width(results: Path, m: str) -> tuple[int, int]:
@@ -250,12 +249,14 @@ def model_width(results: Path, m: str) -> tuple[int, int]:
     (resources/models/<m>), else (0, 0): every start is then taken as kept."""
     import json
 
+    from massact.config import DTYPE_BYTES
+
     d = results.parent / "resources" / "models" / m
     try:
         cfg = json.loads((d / "config.json").read_text())
         cfg = cfg.get("text_config", cfg)
         dtype = json.loads((d / "source.json").read_text()).get("dtype", "float32")
-        return int(cfg["hidden_size"]), {"float32": 4, "bfloat16": 2, "float16": 2}[dtype]
+        return int(cfg["hidden_size"]), DTYPE_BYTES[dtype]
     except (OSError, KeyError, ValueError):
         return 0, 0
 
@@ -313,9 +314,10 @@ def block_forwards(results: Path, config: dict, jobs: list[dict]) -> dict:
             nonlocal head
             if rule not in ran or not starts:
                 return
+            # one cache holds every kind's inputs, as in run_configs
+            real = (kept(starts, sum(t for _, t in kinds), width, nbytes) if width
+                    else {s: s for s in starts})
             for kind, tokens in kinds:
-                real = (kept(starts, sum(t for _, t in kinds), width, nbytes) if width
-                        else {s: s for s in starts})
                 record = layers * tokens if any(real.values()) else 0
                 add(kind, sum(layers - real[s] for s in starts) * tokens + record,
                     sum(layers - s for s in starts) * tokens, len(starts) * layers * tokens)

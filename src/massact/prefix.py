@@ -32,6 +32,22 @@ def _window_key(ids: torch.Tensor) -> tuple:
     return (tuple(ids.shape), ids.cpu().numpy().tobytes())
 
 
+def kept_starts(starts, per_start: int, max_bytes: int | None) -> list[int]:
+    """The start blocks (those after block 0) whose inputs are kept, sorted: every one, or,
+    with ``max_bytes`` and ``per_start`` bytes for each, as many of the latest as fit (the
+    latest save the most)."""
+    starts = sorted({int(s) for s in starts if int(s) > 0})
+    if max_bytes is not None and per_start:
+        starts = sorted(starts[::-1][:max(0, int(max_bytes // per_start))])
+    return starts
+
+
+def effective_start(kept: list[int], first: int) -> int:
+    """Where a pass asked to start at block ``first`` starts: the latest kept start block
+    not after it (0: a full pass), which gives the same outputs."""
+    return max((s for s in kept if s <= int(first)), default=0)
+
+
 class PrefixCache:
     """Block inputs of an unablated pass, for the start blocks in ``starts``."""
 
@@ -42,16 +58,12 @@ class PrefixCache:
         at a block that was not kept starts at the nearest kept block below it
         (:meth:`effective`), which gives the same outputs."""
         self.arch = adapt(model)
-        starts = sorted({int(s) for s in starts if int(s) > 0})
         for s in starts:
-            if s >= self.arch.n_layers:
+            if int(s) >= self.arch.n_layers:
                 raise UserError(f"start block {s} is outside the model (0..{self.arch.n_layers - 1})")
-        if max_bytes is not None and tokens:
-            p = next(model.parameters())
-            per_start = tokens * model.config.hidden_size * p.element_size()
-            keep = max(0, int(max_bytes // per_start))
-            starts = sorted(starts[::-1][:keep])
-        self.starts = starts
+        p = next(model.parameters())
+        self.starts = kept_starts(starts, tokens * model.config.hidden_size * p.element_size(),
+                                  max_bytes)
         self.inputs: dict[tuple, dict[int, torch.Tensor]] = {}
         self.extra: dict[int, tuple] = {}  # block → what follows the hidden state in its output
         self._key = None
@@ -99,7 +111,7 @@ class PrefixCache:
     def effective(self, first: int) -> int:
         """The block a pass asked to start at ``first`` starts at: the latest kept start
         not after it (0: a full pass)."""
-        return max((s for s in self.starts if s <= int(first)), default=0)
+        return effective_start(self.starts, first)
 
     @contextmanager
     def start(self, first: int):

@@ -98,17 +98,19 @@ def head_set_start(key: str) -> int:
     return min((layer for layer, _ in head_set_heads(key)), default=0)
 
 
-def with_prefix(unablated: pa.Table, stats: pa.Table, first: int) -> pa.Table:
-    """Layer statistics of a pass that started at block ``first``, completed with the
-    unablated pass's layers before it (which the ablation cannot change), in the row
-    order of a full pass."""
+def with_prefix(unablated: pa.Table, stats: pa.Table, first: int, within: str = "rank"
+                ) -> pa.Table:
+    """Per-layer rows of a pass that started at block ``first`` (layer statistics, or
+    per-sample head scores with ``within="head"``), completed with the unablated pass's
+    layers before it (which the ablation cannot change), in the row order of a full
+    pass: by sample, layer, then ``within``."""
     import pyarrow.compute as pc
 
     if not first:
         return stats
     before = unablated.filter(pc.less(unablated["layer"], first))
     return pa.concat_tables([before, stats]).sort_by(
-        [("sample", "ascending"), ("layer", "ascending"), ("rank", "ascending")])
+        [("sample", "ascending"), ("layer", "ascending"), (within, "ascending")])
 
 
 #: Host memory the kept block inputs of a sweep may take; beyond it, fewer start blocks are
@@ -123,18 +125,6 @@ class Run(NamedTuple):
     stats: pa.Table
     ppl: pa.Table
     head_scores: pa.Table | None = None
-
-
-def with_head_prefix(unablated: pa.Table, scores: pa.Table, first: int) -> pa.Table:
-    """Per-sample head scores of a pass that started at block ``first``, completed with the
-    unablated pass's scores of the layers before it, in the row order of a full pass."""
-    import pyarrow.compute as pc
-
-    if not first:
-        return scores
-    before = unablated.filter(pc.less(unablated["layer"], first))
-    return pa.concat_tables([before, scores]).sort_by(
-        [("sample", "ascending"), ("layer", "ascending"), ("head", "ascending")])
 
 
 def record_blocks(model, windows, batch_size: int, desc: str) -> None:
@@ -202,8 +192,8 @@ def run_configs(model, tokenizer, windows, heldout, configs, *, k: int, n_boot: 
                           desc=f"perplexity {label}")
         out[name] = Run(with_prefix(unablated.get("layer_stats"), res["layer_stats"], first),
                         ppl,
-                        with_head_prefix(unablated.get("head_scores"), res["head_scores"], first)
-                        if heads else None)
+                        with_prefix(unablated.get("head_scores"), res["head_scores"], first,
+                                    within="head") if heads else None)
         log.info("configuration %d of %d done: %s (from block %d), perplexity %.4g",
                  i + 1, len(configs), name, first, ppl["ppl"][0].as_py())
     return out
